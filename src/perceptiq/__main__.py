@@ -1,0 +1,5 @@
+"""``python -m perceptiq`` runs the command line."""
+
+from perceptiq.cli import main
+
+raise SystemExit(main())

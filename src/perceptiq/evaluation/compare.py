@@ -1,0 +1,100 @@
+"""Is model A better than model B on the same items? Paired bootstrap and Williams' test.
+
+Both models are evaluated on identical bootstrap resamples (same seed, same items in the same
+order), so the bootstrap distribution of the difference accounts for their correlation. For SRCC
+and raw PLCC, Williams' t test of dependent correlations sharing the MOS variable is reported too
+(for SRCC it is applied to the rank correlations, the usual approximation).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from perceptiq.errors import InputError
+from perceptiq.evaluation import stats
+from perceptiq.evaluation.bootstrap import (
+    PairedDifference,
+    paired_difference,
+    percentile_interval,
+    williams_test,
+)
+from perceptiq.evaluation.protocols import EvaluationResult, PairData, Protocol, ScoreData
+
+__all__ = ["Comparison", "compare_models"]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Results of A and B, the paired differences (A - B) and Williams' tests by statistic."""
+
+    a: EvaluationResult
+    b: EvaluationResult
+    differences: dict[str, PairedDifference]
+    williams: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "a": self.a.as_dict(),
+            "b": self.b.as_dict(),
+            "differences": {k: v.as_dict() for k, v in self.differences.items()},
+            "williams": self.williams,
+        }
+
+
+def _same_items(a: ScoreData | PairData, b: ScoreData | PairData) -> None:
+    ids_a = a.pair_ids if isinstance(a, PairData) else a.ids
+    ids_b = b.pair_ids if isinstance(b, PairData) else b.ids
+    if len(ids_a) != len(ids_b) or not np.array_equal(np.asarray(ids_a), np.asarray(ids_b)):
+        raise InputError("models A and B must be evaluated on the same items in the same order")
+
+
+def _with_intervals(
+    result: EvaluationResult, reps: dict[str, np.ndarray], confidence: float
+) -> EvaluationResult:
+    intervals = {
+        k: percentile_interval(result.statistics[k], r, confidence)
+        for k, r in reps.items()
+        if k in result.statistics
+    }
+    return dataclasses.replace(result, intervals=intervals)
+
+
+def compare_models(
+    protocol: Protocol,
+    data_a: ScoreData | PairData,
+    data_b: ScoreData | PairData,
+    *,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int | None = 0,
+) -> Comparison:
+    """Evaluate A and B with ``protocol`` and test every statistic's difference by paired bootstrap."""
+    if n_resamples < 1:
+        raise InputError("a paired comparison needs at least one bootstrap resample")
+    _same_items(data_a, data_b)
+    reps_a = protocol.bootstrap_replicates(data_a, n_resamples, seed)
+    reps_b = protocol.bootstrap_replicates(data_b, n_resamples, seed)
+    result_a = _with_intervals(protocol.evaluate(data_a), reps_a, confidence)
+    result_b = _with_intervals(protocol.evaluate(data_b), reps_b, confidence)
+    differences = {
+        k: paired_difference(
+            k, result_a.statistics[k], result_b.statistics[k], reps_a[k], reps_b[k], confidence
+        )
+        for k in reps_a
+        if k in result_a.statistics and k in reps_b
+    }
+    williams: dict[str, dict[str, float]] = {}
+    if isinstance(data_a, ScoreData) and data_a.n > 3:
+        x_a, x_b, y = data_a.pred, data_b.pred, data_a.mos
+        pairs = {"srcc": (stats.average_ranks(x_a), stats.average_ranks(x_b), stats.average_ranks(y))}
+        if getattr(protocol, "plcc_mapping", "none") == "none":
+            pairs["plcc"] = (x_a, x_b, y)
+        for name, (u, v, t) in pairs.items():
+            if min(np.ptp(u), np.ptp(v), np.ptp(t)) == 0:
+                continue
+            t_stat, p = williams_test(stats.pearson(u, t), stats.pearson(v, t), stats.pearson(u, v), data_a.n)
+            williams[name] = {"t": t_stat, "df": data_a.n - 3, "p_value": p}
+    return Comparison(result_a, result_b, differences, williams)

@@ -1,0 +1,358 @@
+"""Readers for the files the challenges used, turned into the data objects of the protocols.
+
+* NTIRE 2025 T2I alignment (EvalMuse-40K): ``output.json`` = list of ``{prompt, img_path, total_score,
+  element_score: {"<text> (<category>)": value}}`` for predictions and for ground truth alike.
+* NTIRE 2025 T2I structure (EvalMuse-Structure): a pickle ``{img_name: {"score": float,
+  "pred_area": uint8 HxW}}``; ground truth in the same form (mask key ``gt_area``, ``mask``, ``area`` or
+  ``pred_area``), or a table with an id, a MOS and a ``mask`` column of image paths.
+* RealSR 2AFC votes: a table of pairs (``name1_column, name2_column, score1_column`` as released, or
+  ``first, second, p_first``) plus a predictions table keyed by image name.
+
+Pickles are loaded with an unpickler that only admits plain containers and numpy arrays, so a
+submission file cannot run code.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from perceptiq.errors import DataFileError
+from perceptiq.evaluation.protocols import AlignmentData, PairData, Protocol, ScoreData, StructureData
+from perceptiq.evaluation.stats import heatmap_to_mask
+from perceptiq.io.tables import (
+    ID_CANDIDATES,
+    MOS_CANDIDATES,
+    PRED_CANDIDATES,
+    join_tables,
+    numeric_column,
+    pick_column,
+    read_table,
+)
+
+__all__ = [
+    "read_evalmuse_json",
+    "load_alignment",
+    "safe_load_pickle",
+    "read_structure_file",
+    "load_structure",
+    "load_pairs",
+    "load_for_protocol",
+]
+
+_ALLOWED_GLOBALS = {
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("collections", "OrderedDict"),
+}
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):  # noqa: ANN201 - pickle API
+        if (module, name) in _ALLOWED_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} (only containers and numpy arrays)")
+
+
+def safe_load_pickle(path: str | Path) -> object:
+    """Load a pickle that may contain only builtin containers, numbers, strings and numpy arrays."""
+    path = Path(path)
+    if not path.exists():
+        raise DataFileError(path, "file not found")
+    try:
+        with path.open("rb") as fh:
+            return _SafeUnpickler(io.BufferedReader(fh)).load()
+    except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, ImportError, IndexError) as err:
+        raise DataFileError(path, f"cannot be read as a pickle of scores and masks: {err}") from err
+
+
+# ------------------------------------------------------------------------------------- alignment
+
+
+def read_evalmuse_json(path: str | Path) -> dict[str, tuple[float, dict[str, float]]]:
+    """``{img_path: (total_score, {element key: value})}`` from an EvalMuse-format JSON list."""
+    path = Path(path)
+    if not path.exists():
+        raise DataFileError(path, "file not found")
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataFileError(path, f"not valid JSON: {err}") from err
+    if not isinstance(records, list):
+        raise DataFileError(path, "expected a JSON list of {img_path, total_score, element_score} records")
+    out: dict[str, tuple[float, dict[str, float]]] = {}
+    for k, rec in enumerate(records):
+        if not isinstance(rec, dict) or "img_path" not in rec or "total_score" not in rec:
+            raise DataFileError(path, f"record {k} lacks 'img_path' or 'total_score'")
+        key = str(rec["img_path"])
+        if key in out:
+            raise DataFileError(path, f"duplicate img_path {key!r}")
+        elements = rec.get("element_score") or {}
+        if not isinstance(elements, dict):
+            raise DataFileError(path, f"record {key!r}: element_score must be an object")
+        try:
+            total = float(rec["total_score"])
+            values = {str(e): float(v) for e, v in elements.items()}
+        except (TypeError, ValueError) as err:
+            raise DataFileError(path, f"record {key!r}: non-numeric score ({err})") from err
+        if not np.isfinite(total) or not all(np.isfinite(list(values.values()))):
+            raise DataFileError(path, f"record {key!r}: NaN or infinite score")
+        out[key] = (total, values)
+    if not out:
+        raise DataFileError(path, "no records")
+    return out
+
+
+def _match_keys(
+    pred_keys: set[str], gt_keys: set[str], pred_path: Path, gt_path: Path, allow_missing: bool
+) -> list[str]:
+    only_gt = sorted(gt_keys - pred_keys)
+    only_pred = sorted(pred_keys - gt_keys)
+    if (only_gt or only_pred) and not allow_missing:
+        parts = []
+        if only_gt:
+            parts.append(f"{len(only_gt)} ground-truth image(s) have no prediction, e.g. {only_gt[:5]}")
+        if only_pred:
+            parts.append(
+                f"{len(only_pred)} predicted image(s) are not in {gt_path.name}, e.g. {only_pred[:5]}"
+            )
+        raise DataFileError(pred_path, "; ".join(parts) + " (use --allow-missing to evaluate the common ids)")
+    common = sorted(gt_keys & pred_keys)
+    if not common:
+        raise DataFileError(pred_path, f"no image in common with {gt_path}")
+    return common
+
+
+def load_alignment(
+    pred_path: str | Path, gt_path: str | Path, *, allow_missing: bool = False
+) -> AlignmentData:
+    """Match EvalMuse predictions to ground truth by ``img_path`` and elements by key."""
+    pred_path, gt_path = Path(pred_path), Path(gt_path)
+    pred, gt = read_evalmuse_json(pred_path), read_evalmuse_json(gt_path)
+    ids = _match_keys(set(pred), set(gt), pred_path, gt_path, allow_missing)
+    e_pred, e_gt = [], []
+    for key in ids:
+        p_el, g_el = pred[key][1], gt[key][1]
+        missing = sorted(set(g_el) - set(p_el))
+        if missing:
+            raise DataFileError(
+                pred_path, f"image {key!r} lacks element(s) {missing[:3]} of the ground truth"
+            )
+        order = list(g_el)
+        e_pred.append(np.array([p_el[e] for e in order], dtype=np.float64))
+        e_gt.append(np.array([g_el[e] for e in order], dtype=np.float64))
+    return AlignmentData(
+        ids=np.array(ids),
+        pred=np.array([pred[k][0] for k in ids]),
+        mos=np.array([gt[k][0] for k in ids]),
+        element_pred=tuple(e_pred),
+        element_gt=tuple(e_gt),
+    )
+
+
+# ------------------------------------------------------------------------------------- structure
+
+_MASK_KEYS = ("pred_area", "gt_area", "mask", "area", "heatmap")
+
+
+def _read_mask_image(path: Path, owner: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("L"))
+    except (OSError, ValueError) as err:
+        raise DataFileError(owner, f"mask image {path} cannot be read: {err}") from err
+
+
+def read_structure_file(
+    path: str | Path, *, score_col: str | None = None, mask_col: str = "mask", id_col: str | None = None
+) -> dict[str, tuple[float, np.ndarray]]:
+    """``{image: (score, mask array)}`` from a structure-track pickle or a table with mask image paths."""
+    path = Path(path)
+    if path.suffix.lower() in (".pkl", ".pickle"):
+        obj = safe_load_pickle(path)
+        if not isinstance(obj, dict):
+            raise DataFileError(path, "expected a dict {image name: {'score': ..., 'pred_area': ...}}")
+        out = {}
+        for name, entry in obj.items():
+            if not isinstance(entry, dict) or "score" not in entry:
+                raise DataFileError(path, f"entry {name!r} lacks 'score'")
+            key = next((k for k in _MASK_KEYS if k in entry), None)
+            if key is None:
+                raise DataFileError(path, f"entry {name!r} has no mask (one of {', '.join(_MASK_KEYS)})")
+            mask = np.asarray(entry[key])
+            if mask.ndim != 2:
+                raise DataFileError(path, f"entry {name!r}: mask must be 2-D, got shape {mask.shape}")
+            score = float(entry["score"])
+            if not np.isfinite(score):
+                raise DataFileError(path, f"entry {name!r}: score is NaN or infinite")
+            out[str(name)] = (score, mask)
+        if not out:
+            raise DataFileError(path, "no entries")
+        return out
+    frame = read_table(path)
+    idc = pick_column(frame, path, id_col, ID_CANDIDATES, "id")
+    sc = pick_column(frame, path, score_col, (*MOS_CANDIDATES, *PRED_CANDIDATES), "score", exclude=(idc,))
+    if mask_col not in frame.columns:
+        raise DataFileError(path, f"no mask column {mask_col!r}; columns are: {', '.join(frame.columns)}")
+    scores = numeric_column(frame, sc, path)
+    return {
+        str(i): (float(s), _read_mask_image(path.parent / str(m), path))
+        for i, s, m in zip(frame[idc], scores, frame[mask_col], strict=True)
+    }
+
+
+def _binary_mask(mask: np.ndarray, heatmap_threshold: float) -> np.ndarray:
+    """Binary mask from a 0/1 (or 0/255) mask, or from a [0, 1] float heatmap by the baseline rule."""
+    if mask.dtype.kind == "f" and not np.isin(mask, (0.0, 1.0)).all():
+        return heatmap_to_mask(mask, threshold=heatmap_threshold)
+    return (mask > 0).astype(np.uint8)
+
+
+def _resize_nearest(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    img = Image.fromarray(mask.astype(np.uint8) * 255)
+    return (np.asarray(img.resize((shape[1], shape[0]), Image.Resampling.NEAREST)) > 0).astype(np.uint8)
+
+
+def load_structure(
+    pred_path: str | Path,
+    gt_path: str | Path,
+    *,
+    allow_missing: bool = False,
+    heatmap_threshold: float = 40.0,
+) -> tuple[StructureData, list[str]]:
+    """Match structure-track predictions to ground truth; returns the data and notes.
+
+    Float heatmaps are binarised by ``round(255 h) > heatmap_threshold`` (baseline rule). A
+    predicted mask whose size differs from its ground truth is resized with nearest neighbour to the
+    ground truth's size (the organisers' comparison resolution is unknown; PROTOCOLS §3.2), and the
+    notes say how many were.
+    """
+    pred_path, gt_path = Path(pred_path), Path(gt_path)
+    pred, gt = read_structure_file(pred_path), read_structure_file(gt_path)
+    ids = _match_keys(set(pred), set(gt), pred_path, gt_path, allow_missing)
+    p_masks, g_masks, resized = [], [], 0
+    for key in ids:
+        pm = _binary_mask(pred[key][1], heatmap_threshold)
+        gm = _binary_mask(gt[key][1], heatmap_threshold)
+        if pm.shape != gm.shape:
+            pm = _resize_nearest(pm, gm.shape)
+            resized += 1
+        p_masks.append(pm)
+        g_masks.append(gm)
+    notes = [f"{resized} predicted mask(s) resized (nearest) to the ground-truth size"] if resized else []
+    data = StructureData(
+        ids=np.array(ids),
+        pred=np.array([pred[k][0] for k in ids]),
+        mos=np.array([gt[k][0] for k in ids]),
+        pred_masks=tuple(p_masks),
+        gt_masks=tuple(g_masks),
+    )
+    return data, notes
+
+
+# ----------------------------------------------------------------------------------------- pairs
+
+FIRST_CANDIDATES = ("name1_column", "name1", "first", "image1", "img1", "a")
+SECOND_CANDIDATES = ("name2_column", "name2", "second", "image2", "img2", "b")
+P_CANDIDATES = ("score1_column", "score1", "p_first", "p1", "prob_first", "fraction_first")
+
+
+def load_pairs(
+    pred_path: str | Path,
+    pairs_path: str | Path,
+    *,
+    id_col: str | None = None,
+    pred_col: str | None = None,
+    allow_missing: bool = False,
+    pred_frame: pd.DataFrame | None = None,
+) -> PairData:
+    """Human-voted pairs joined with per-image predictions (2AFC protocol)."""
+    pred_path, pairs_path = Path(pred_path), Path(pairs_path)
+    pf = read_table(pred_path) if pred_frame is None else pred_frame
+    pairs = read_table(pairs_path)
+    idc = pick_column(pf, pred_path, id_col, ID_CANDIDATES, "id")
+    pc = pick_column(pf, pred_path, pred_col, PRED_CANDIDATES, "prediction", exclude=(idc,))
+    first = pick_column(pairs, pairs_path, None, FIRST_CANDIDATES, "first image")
+    second = pick_column(pairs, pairs_path, None, SECOND_CANDIDATES, "second image")
+    pcol = pick_column(pairs, pairs_path, None, P_CANDIDATES, "fraction of votes for the first image")
+    ids = pf[idc].astype(str).str.strip()
+    if ids.duplicated().any():
+        dup = sorted(set(ids[ids.duplicated()]))[:5]
+        raise DataFileError(pred_path, f"duplicate id(s), e.g. {dup}")
+    scores = dict(zip(ids, numeric_column(pf, pc, pred_path, ids), strict=True))
+    a = pairs[first].astype(str).str.strip()
+    b = pairs[second].astype(str).str.strip()
+    known = a.isin(scores.keys()) & b.isin(scores.keys())
+    if not known.all():
+        missing = sorted(set(a[~a.isin(scores.keys())]) | set(b[~b.isin(scores.keys())]))
+        if not allow_missing:
+            raise DataFileError(
+                pred_path,
+                f"{len(missing)} image(s) of {pairs_path.name} have no prediction, e.g. {missing[:5]} "
+                "(use --allow-missing to evaluate the pairs whose images are both scored)",
+            )
+        pairs, a, b = pairs[known], a[known], b[known]
+    if pairs.empty:
+        raise DataFileError(pred_path, f"no pair of {pairs_path} has both images scored")
+    p = numeric_column(pairs, pcol, pairs_path)
+    if ((p < 0) | (p > 1)).any():
+        raise DataFileError(pairs_path, f"column {pcol!r} must hold fractions in [0, 1]")
+    return PairData(
+        pair_ids=(a + " | " + b).to_numpy(),
+        p_first=p,
+        score_first=np.array([scores[k] for k in a]),
+        score_second=np.array([scores[k] for k in b]),
+    )
+
+
+def load_for_protocol(
+    protocol: Protocol,
+    pred_path: str | Path,
+    gt_path: str | Path,
+    *,
+    id_col: str | None = None,
+    pred_col: str | None = None,
+    gt_col: str | None = None,
+    gt_id_col: str | None = None,
+    std_col: str | None = None,
+    allow_missing: bool = False,
+) -> tuple[ScoreData | PairData, list[str]]:
+    """Read the files a protocol needs into its data object; returns (data, notes for the user)."""
+    kind = protocol.data_kind
+    if kind is AlignmentData:
+        return load_alignment(pred_path, gt_path, allow_missing=allow_missing), []
+    if kind is StructureData:
+        return load_structure(pred_path, gt_path, allow_missing=allow_missing)
+    if kind is PairData:
+        return load_pairs(
+            pred_path, gt_path, id_col=id_col, pred_col=pred_col, allow_missing=allow_missing
+        ), []
+    joined = join_tables(
+        pred_path,
+        gt_path,
+        id_col=id_col,
+        pred_col=pred_col,
+        gt_col=gt_col,
+        gt_id_col=gt_id_col,
+        std_col=std_col,
+        allow_missing=allow_missing,
+    )
+    notes = []
+    if joined.dropped_gt or joined.dropped_pred:
+        notes.append(
+            f"evaluated the {joined.ids.size} common ids; dropped {len(joined.dropped_gt)} ground-truth "
+            f"and {len(joined.dropped_pred)} predicted id(s)"
+        )
+    return ScoreData(joined.ids, joined.pred, joined.mos, joined.mos_std), notes

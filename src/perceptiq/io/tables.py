@@ -1,0 +1,212 @@
+"""Reading prediction and ground-truth tables and joining them on an id column.
+
+Formats by suffix: ``.csv``, ``.tsv``, ``.jsonl``/``.ndjson`` (JSON Lines), ``.json`` (a list of
+records), ``.parquet``/``.pq``. Every problem raises :class:`~perceptiq.errors.DataFileError` with
+the file's path and a one-line reason.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from perceptiq.errors import DataFileError
+
+__all__ = [
+    "ID_CANDIDATES",
+    "PRED_CANDIDATES",
+    "MOS_CANDIDATES",
+    "STD_CANDIDATES",
+    "read_table",
+    "pick_column",
+    "numeric_column",
+    "Joined",
+    "join_tables",
+]
+
+ID_CANDIDATES = ("id", "image", "img", "img_path", "image_name", "name", "filename", "file", "path")
+PRED_CANDIDATES = ("score", "pred", "prediction", "predicted", "quality", "total_score")
+MOS_CANDIDATES = ("mos", "dmos", "gt", "ground_truth", "label", "score", "total_score")
+STD_CANDIDATES = ("mos_std", "std", "sd")
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV/TSV/JSONL/JSON/Parquet table into a DataFrame."""
+    path = Path(path)
+    if not path.exists():
+        raise DataFileError(path, "file not found")
+    if path.is_dir():
+        raise DataFileError(path, "is a directory, expected a table file")
+    if path.stat().st_size == 0:
+        raise DataFileError(path, "file is empty")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".csv", ".txt"):
+            frame = pd.read_csv(path)
+        elif suffix == ".tsv":
+            frame = pd.read_csv(path, sep="\t")
+        elif suffix in (".jsonl", ".ndjson"):
+            frame = pd.read_json(path, lines=True, precise_float=True)
+        elif suffix == ".json":
+            with path.open(encoding="utf-8") as fh:
+                records = json.load(fh)
+            if isinstance(records, dict):
+                records = [
+                    {"id": k, **(v if isinstance(v, dict) else {"score": v})} for k, v in records.items()
+                ]
+            if not isinstance(records, list):
+                raise DataFileError(path, "JSON must hold a list of records or an object keyed by id")
+            frame = pd.DataFrame.from_records(records)
+        elif suffix in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        else:
+            raise DataFileError(
+                path, f"unsupported table format {suffix!r} (use csv, tsv, jsonl, json or parquet)"
+            )
+    except DataFileError:
+        raise
+    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError, ImportError) as err:
+        raise DataFileError(
+            path, f"cannot be read as {suffix.lstrip('.') or 'a table'}: {_first_line(err)}"
+        ) from err
+    if frame.empty:
+        raise DataFileError(path, "table has no rows")
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def pick_column(
+    frame: pd.DataFrame,
+    path: str | Path,
+    requested: str | None,
+    candidates: tuple[str, ...],
+    what: str,
+    exclude: tuple[str, ...] = (),
+) -> str:
+    """The column named ``requested``, else the first of ``candidates`` present (case-insensitive)."""
+    columns = list(frame.columns)
+    if requested is not None:
+        if requested in columns:
+            return requested
+        raise DataFileError(path, f"no {what} column {requested!r}; columns are: {', '.join(columns)}")
+    lower = {c.lower(): c for c in columns if c not in exclude}
+    for cand in candidates:
+        if cand in lower:
+            return lower[cand]
+    numeric = [c for c in columns if c not in exclude and pd.api.types.is_numeric_dtype(frame[c])]
+    if what != "id" and len(numeric) == 1:
+        return numeric[0]
+    raise DataFileError(
+        path,
+        f"cannot tell which column holds the {what}; columns are: {', '.join(columns)} "
+        "(name it with an option)",
+    )
+
+
+def numeric_column(
+    frame: pd.DataFrame, column: str, path: str | Path, ids: pd.Series | None = None
+) -> np.ndarray:
+    """Column as float64, raising on non-numeric, NaN or infinite entries (naming a few ids)."""
+    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        labels = (ids if ids is not None else frame.index.to_series()).to_numpy()[bad][:5].tolist()
+        raise DataFileError(
+            path,
+            f"column {column!r} has {int(bad.sum())} missing, non-numeric or infinite value(s), "
+            f"e.g. at {labels}",
+        )
+    return values
+
+
+def _ids(frame: pd.DataFrame, column: str, path: str | Path) -> pd.Series:
+    ids = frame[column].astype(str).str.strip()
+    dup = ids[ids.duplicated(keep=False)]
+    if not dup.empty:
+        examples = sorted(set(dup.tolist()))[:5]
+        raise DataFileError(path, f"{dup.nunique()} duplicate id(s) in column {column!r}, e.g. {examples}")
+    return ids
+
+
+@dataclass(frozen=True)
+class Joined:
+    """Predictions and ground truth matched by id (in the ground truth's row order)."""
+
+    ids: np.ndarray
+    pred: np.ndarray
+    mos: np.ndarray
+    mos_std: np.ndarray | None
+    pred_frame: pd.DataFrame
+    gt_frame: pd.DataFrame
+    dropped_pred: tuple[str, ...] = ()
+    dropped_gt: tuple[str, ...] = ()
+
+
+def join_tables(
+    pred_path: str | Path,
+    gt_path: str | Path,
+    *,
+    id_col: str | None = None,
+    pred_col: str | None = None,
+    gt_col: str | None = None,
+    gt_id_col: str | None = None,
+    std_col: str | None = None,
+    allow_missing: bool = False,
+    pred_frame: pd.DataFrame | None = None,
+    gt_frame: pd.DataFrame | None = None,
+) -> Joined:
+    """Read both tables and match rows by id.
+
+    Ids are compared as stripped strings. Ids present in only one table are an error naming how many
+    and a few examples, unless ``allow_missing`` (then the intersection is used and the dropped ids
+    are returned). Duplicate ids and missing/non-numeric values are errors.
+    """
+    pf = read_table(pred_path) if pred_frame is None else pred_frame
+    gf = read_table(gt_path) if gt_frame is None else gt_frame
+    pid = pick_column(pf, pred_path, id_col, ID_CANDIDATES, "id")
+    gid = pick_column(gf, gt_path, gt_id_col or id_col, ID_CANDIDATES, "id")
+    pcol = pick_column(pf, pred_path, pred_col, PRED_CANDIDATES, "prediction", exclude=(pid,))
+    gcol = pick_column(gf, gt_path, gt_col, MOS_CANDIDATES, "ground-truth (MOS)", exclude=(gid,))
+    p_ids, g_ids = _ids(pf, pid, pred_path), _ids(gf, gid, gt_path)
+    only_pred = sorted(set(p_ids) - set(g_ids))
+    only_gt = sorted(set(g_ids) - set(p_ids))
+    if (only_pred or only_gt) and not allow_missing:
+        parts = []
+        if only_gt:
+            parts.append(f"{len(only_gt)} ground-truth id(s) have no prediction, e.g. {only_gt[:5]}")
+        if only_pred:
+            parts.append(
+                f"{len(only_pred)} predicted id(s) are not in {Path(gt_path).name}, e.g. {only_pred[:5]}"
+            )
+        raise DataFileError(pred_path, "; ".join(parts) + " (use --allow-missing to evaluate the common ids)")
+    common = g_ids[g_ids.isin(set(p_ids))]
+    if common.empty:
+        raise DataFileError(pred_path, f"no id in common with {gt_path} (id columns {pid!r} and {gid!r})")
+    pf = pf.assign(_pq_id=p_ids).set_index("_pq_id").loc[common.to_numpy()]
+    gf = gf.assign(_pq_id=g_ids).set_index("_pq_id").loc[common.to_numpy()]
+    ids = common.to_numpy()
+    std = None
+    std_name = std_col or next((c for c in gf.columns if c.lower() in STD_CANDIDATES), None)
+    if std_name is not None:
+        if std_name not in gf.columns:
+            raise DataFileError(gt_path, f"no MOS standard deviation column {std_name!r}")
+        std = numeric_column(gf, std_name, gt_path, pd.Series(ids))
+    return Joined(
+        ids=ids,
+        pred=numeric_column(pf, pcol, pred_path, pd.Series(ids)),
+        mos=numeric_column(gf, gcol, gt_path, pd.Series(ids)),
+        mos_std=std,
+        pred_frame=pf,
+        gt_frame=gf,
+        dropped_pred=tuple(only_pred),
+        dropped_gt=tuple(only_gt),
+    )

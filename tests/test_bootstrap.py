@@ -1,0 +1,99 @@
+"""Vectorised bootstrap statistics against a naive scipy loop over the same resamples."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from perceptiq.errors import InputError
+from perceptiq.evaluation import bootstrap as bs
+
+
+def _data(n: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = np.round(rng.normal(size=n), 1)
+    return x, np.round(x + rng.normal(size=n), 1)
+
+
+def test_weighted_statistics_equal_scipy_on_each_resample():
+    x, y = _data()
+    w = bs.resample_counts(x.size, 25, np.random.default_rng(1))
+    rho = bs.weighted_spearman(x, y, w)
+    r = bs.weighted_pearson(x, y, w)
+    for k in range(w.shape[0]):
+        idx = bs.expand(w[k])
+        assert rho[k] == pytest.approx(scipy.stats.spearmanr(x[idx], y[idx]).statistic, abs=1e-12)
+        assert r[k] == pytest.approx(scipy.stats.pearsonr(x[idx], y[idx]).statistic, abs=1e-12)
+
+
+def test_counts_are_index_resamples_and_chunking_does_not_change_them():
+    w = bs.resample_counts(50, 10, np.random.default_rng(3))
+    assert (w.sum(axis=1) == 50).all()
+    whole = np.concatenate(list(bs.iter_resample_counts(51, 40, seed=7, chunk_elements=10_000)))
+    chunked = np.concatenate(list(bs.iter_resample_counts(51, 40, seed=7, chunk_elements=120)))
+    parallel = np.concatenate(list(bs.iter_resample_counts(51, 40, seed=7, n_chunks=3)))
+    np.testing.assert_array_equal(whole, chunked)
+    np.testing.assert_array_equal(whole, parallel)
+
+
+def test_percentile_interval_equals_numpy_quantiles_of_a_naive_loop():
+    x, y = _data(80, 2)
+    chunks = list(bs.iter_resample_counts(x.size, 300, seed=11))
+    w = np.concatenate(chunks)
+    naive = np.array([scipy.stats.spearmanr(x[bs.expand(row)], y[bs.expand(row)]).statistic for row in w])
+    ci = bs.percentile_interval(scipy.stats.spearmanr(x, y).statistic, bs.weighted_spearman(x, y, w), 0.9)
+    low, high = np.quantile(naive, [0.05, 0.95])
+    assert ci.low == pytest.approx(low, abs=1e-12)
+    assert ci.high == pytest.approx(high, abs=1e-12)
+    with pytest.raises(InputError):
+        bs.percentile_interval(0.0, naive, confidence=1.5)
+
+
+def test_pearson_interval_covers_the_true_correlation_about_95_percent():
+    rng = np.random.default_rng(5)
+    rho, n, hits, trials = 0.6, 150, 0, 200
+    cov = [[1, rho], [rho, 1]]
+    for t in range(trials):
+        x, y = rng.multivariate_normal([0, 0], cov, size=n).T
+        w = np.concatenate(list(bs.iter_resample_counts(n, 400, seed=t)))
+        ci = bs.percentile_interval(np.corrcoef(x, y)[0, 1], bs.weighted_pearson(x, y, w))
+        hits += ci.low <= rho <= ci.high
+    assert 0.88 <= hits / trials <= 0.99
+
+
+def test_paired_difference_detects_a_better_model_and_not_an_identical_one():
+    rng = np.random.default_rng(0)
+    mos = rng.normal(size=300)
+    good = mos + rng.normal(0, 0.3, 300)
+    bad = mos + rng.normal(0, 1.0, 300)
+    w = np.concatenate(list(bs.iter_resample_counts(300, 500, seed=0)))
+    ra, rb = bs.weighted_spearman(good, mos, w), bs.weighted_spearman(bad, mos, w)
+    diff = bs.paired_difference("srcc", 0.9, 0.6, ra, rb)
+    assert diff.p_value < 0.01
+    assert diff.difference.low > 0
+    same = bs.paired_difference("srcc", 0.9, 0.9, ra, ra)
+    assert same.p_value == 1.0
+    assert same.difference.low == same.difference.high == 0.0
+
+
+def test_williams_test_matches_steigers_worked_example():
+    # Steiger (1980) / psych::r.test(n = 103, r12 = .4, r13 = .5, r23 = .1): t = -0.89, p = 0.37
+    t, p = bs.williams_test(0.4, 0.5, 0.1, 103)
+    assert t == pytest.approx(-0.89, abs=0.005)
+    assert p == pytest.approx(0.37, abs=0.01)
+    t_rev, _ = bs.williams_test(0.5, 0.4, 0.1, 103)
+    assert t_rev == pytest.approx(-t)
+    with pytest.raises(InputError):
+        bs.williams_test(0.4, 0.5, 0.1, 3)
+
+
+def test_williams_test_holds_its_level_under_the_null():
+    rng = np.random.default_rng(9)
+    cov = np.array([[1.0, 0.5, 0.5], [0.5, 1.0, 0.3], [0.5, 0.3, 1.0]])  # corr(A,Y) = corr(B,Y)
+    rejections, trials, n = 0, 1500, 60
+    for _ in range(trials):
+        y, a, b = rng.multivariate_normal(np.zeros(3), cov, size=n).T
+        r = np.corrcoef([a, b, y])
+        rejections += bs.williams_test(r[0, 2], r[1, 2], r[0, 1], n)[1] < 0.05
+    assert 0.03 <= rejections / trials <= 0.075

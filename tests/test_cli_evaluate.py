@@ -1,0 +1,147 @@
+"""`perceptiq evaluate`, `compare` and `protocols` through the real CLI entry point."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.stats
+from typer.testing import CliRunner
+
+from perceptiq.cli import app, main
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def files(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 50
+    ids = [f"img{i:03d}.png" for i in range(n)]
+    mos = rng.uniform(1, 5, n)
+    a = mos + rng.normal(0, 0.3, n)
+    b = mos + rng.normal(0, 1.5, n)
+    paths = {}
+    for name, frame in {
+        "gt": pd.DataFrame({"id": ids, "mos": mos}),
+        "a": pd.DataFrame({"id": ids, "score": a}),
+        "b": pd.DataFrame({"id": ids, "score": b}),
+    }.items():
+        paths[name] = tmp_path / f"{name}.csv"
+        frame.to_csv(paths[name], index=False)
+    paths["values"] = (a, b, mos)
+    return paths
+
+
+def test_evaluate_json_equals_the_challenge_formula(files):
+    result = runner.invoke(
+        app, ["evaluate", str(files["a"]), str(files["gt"]), "-p", "isrg-q-2025", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    a, _, mos = files["values"]
+    expected = 0.6 * scipy.stats.spearmanr(a, mos).statistic + 0.4 * scipy.stats.pearsonr(a, mos).statistic
+    assert payload["score"] == pytest.approx(expected, abs=1e-9)
+    assert payload["n"] == 50
+
+
+def test_evaluate_table_bootstrap_and_report(files, tmp_path):
+    out = tmp_path / "report"
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            str(files["a"]),
+            str(files["gt"]),
+            "--protocol",
+            "vquala25-fiqa",
+            "--bootstrap",
+            "200",
+            "--report",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "95% CI" in result.stdout
+    assert "main" in result.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["intervals"]["main"]["low"] < summary["score"] < summary["intervals"]["main"]["high"]
+    assert (out / "scatter.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_detects_the_better_model(files, tmp_path):
+    out = tmp_path / "cmp.json"
+    result = runner.invoke(
+        app,
+        [
+            "compare",
+            str(files["a"]),
+            str(files["b"]),
+            str(files["gt"]),
+            "-p",
+            "vquala25-fiqa",
+            "--bootstrap",
+            "300",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(out.read_text())
+    diff = payload["differences"]["main"]
+    assert diff["difference"]["low"] > 0
+    assert diff["p_value"] < 0.01
+    assert payload["williams"]["plcc"]["p_value"] < 0.01
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda f: f.iloc[:45], "5 ground-truth id(s) have no prediction"),
+        (lambda f: f.assign(score=2.0), "all 50 predictions equal 2: correlations are undefined"),
+        (
+            lambda f: f.rename(columns={"score": "banana", "id": "file"}).assign(other=1.0),
+            "cannot tell which column",
+        ),
+        (lambda f: pd.concat([f, f.iloc[:2]]), "2 duplicate id(s)"),
+        (lambda f: f.assign(score=f["score"].where(f.index != 3)), "1 missing, non-numeric or infinite"),
+    ],
+)
+def test_bad_input_exits_1_with_one_line_naming_the_file(files, tmp_path, mutate, message):
+    bad = tmp_path / "bad.csv"
+    mutate(pd.read_csv(files["a"])).to_csv(bad, index=False)
+    result = runner.invoke(app, ["evaluate", str(bad), str(files["gt"]), "-p", "isrg-q-2025"])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "bad.csv" in lines[0]
+    assert message in lines[0], result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_too_few_items_for_the_logistic_fit(tmp_path):
+    pd.DataFrame({"id": ["a", "b", "c"], "score": [1.0, 2.0, 3.0]}).to_csv(tmp_path / "p.csv", index=False)
+    pd.DataFrame({"id": ["a", "b", "c"], "mos": [1.0, 3.0, 2.0]}).to_csv(tmp_path / "g.csv", index=False)
+    args = [
+        "evaluate",
+        str(tmp_path / "p.csv"),
+        str(tmp_path / "g.csv"),
+        "-p",
+        "isrg-q-2025",
+        "--plcc-mapping",
+        "logistic4",
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert "logistic4 fit of PLCC needs at least 4" in result.stderr
+
+
+def test_main_returns_exit_codes_and_lists_protocols(files, capsys):
+    assert main(["protocols", "--json"]) == 0
+    names = {row["name"] for row in json.loads(capsys.readouterr().out)}
+    assert "ntire25-t2i-structure" in names
+    assert main(["evaluate", str(files["a"]), str(files["gt"]), "-p", "nope"]) == 1
+    assert "unknown protocol" in capsys.readouterr().err
+    assert main(["evaluate", "--help"]) == 0

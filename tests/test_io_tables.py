@@ -1,0 +1,182 @@
+"""Table and submission readers: formats, joins and every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import load_case_file
+from perceptiq.errors import DataFileError
+from perceptiq.evaluation.protocols import create_protocol
+from perceptiq.io.submissions import load_alignment, load_pairs, load_structure, safe_load_pickle
+from perceptiq.io.tables import join_tables, read_table
+
+
+@pytest.fixture
+def frames():
+    ids = [f"im{i}" for i in range(6)]
+    pred = pd.DataFrame({"image": ids, "score": [0.1, 0.4, 0.35, 0.8, 0.7, 0.95]})
+    gt = pd.DataFrame({"image": ids[::-1], "mos": [4.8, 3.9, 4.1, 2.0, 2.2, 1.1], "mos_std": [0.5] * 6})
+    return pred, gt
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl", ".json", ".parquet"])
+def test_every_format_reads_and_joins_in_ground_truth_order(tmp_path, frames, suffix):
+    pred, gt = frames
+    paths = []
+    for frame, stem in ((pred, "pred"), (gt, "gt")):
+        path = tmp_path / f"{stem}{suffix}"
+        if suffix == ".csv":
+            frame.to_csv(path, index=False)
+        elif suffix == ".tsv":
+            frame.to_csv(path, sep="\t", index=False)
+        elif suffix == ".jsonl":
+            frame.to_json(path, orient="records", lines=True)
+        elif suffix == ".json":
+            path.write_text(json.dumps(frame.to_dict(orient="records")))
+        else:
+            frame.to_parquet(path)
+        paths.append(path)
+    joined = join_tables(*paths)
+    assert joined.ids.tolist() == gt["image"].tolist()
+    expected = pred.set_index("image").loc[gt["image"], "score"].to_numpy()
+    np.testing.assert_array_equal(joined.pred, expected)
+    np.testing.assert_array_equal(joined.mos_std, gt["mos_std"].to_numpy())
+
+
+def _write(tmp_path, name, frame):
+    path = tmp_path / name
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_mismatched_ids_are_counted_and_shown(tmp_path, frames):
+    pred, gt = frames
+    p = _write(tmp_path, "p.csv", pred.iloc[:4])
+    g = _write(tmp_path, "g.csv", gt)
+    with pytest.raises(
+        DataFileError, match=r"p\.csv: 2 ground-truth id\(s\) have no prediction, e\.g\. \['im4', 'im5'\]"
+    ):
+        join_tables(p, g)
+    joined = join_tables(p, g, allow_missing=True)
+    assert joined.ids.size == 4
+    assert joined.dropped_gt == ("im4", "im5")
+
+
+def test_duplicates_nan_columns_and_unreadable_files(tmp_path, frames):
+    pred, gt = frames
+    g = _write(tmp_path, "g.csv", gt)
+    dup = _write(tmp_path, "dup.csv", pd.concat([pred, pred.iloc[:1]]))
+    with pytest.raises(DataFileError, match="1 duplicate id"):
+        join_tables(dup, g)
+    nan = _write(tmp_path, "nan.csv", pred.assign(score=[0.1, np.nan, 0.3, 0.4, np.inf, 0.6]))
+    with pytest.raises(
+        DataFileError, match=r"nan\.csv: column 'score' has 2 missing, non-numeric or infinite"
+    ):
+        join_tables(nan, g)
+    with pytest.raises(DataFileError, match="no prediction column 'quality'; columns are: image, score"):
+        join_tables(_write(tmp_path, "p.csv", pred), g, pred_col="quality")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(DataFileError, match="empty.csv: file is empty"):
+        read_table(empty)
+    garbage = tmp_path / "garbage.parquet"
+    garbage.write_bytes(os.urandom(64))
+    with pytest.raises(DataFileError, match="garbage.parquet: cannot be read as parquet"):
+        read_table(garbage)
+    with pytest.raises(DataFileError, match="file not found"):
+        read_table(tmp_path / "missing.csv")
+    with pytest.raises(DataFileError, match="unsupported table format"):
+        read_table(_write(tmp_path, "x.xlsx", pred))
+
+
+def _evalmuse_records(case, pred: bool) -> list[dict]:
+    out = []
+    for im in case["inputs"]["images"]:
+        values = im["element_pred"] if pred else im["element_gt"]
+        out.append(
+            {
+                "prompt": "p",
+                "img_path": im["img"],
+                "total_score": im["total_pred"] if pred else im["total_gt"],
+                "element_score": {f"element {k} (object)": v for k, v in enumerate(values)},
+            }
+        )
+    return out
+
+
+def test_evalmuse_output_json_gives_the_official_score(tmp_path):
+    case = load_case_file("ntire25_t2i_alignment.json")["cases"][0]
+    pred, gt = tmp_path / "output.json", tmp_path / "gt.json"
+    pred.write_text(json.dumps(_evalmuse_records(case, True)[::-1]))  # order must not matter
+    gt.write_text(json.dumps(_evalmuse_records(case, False)))
+    data = load_alignment(pred, gt)
+    result = create_protocol("ntire25-t2i-alignment").evaluate(data)
+    assert result.score == pytest.approx(case["expected"]["main_logistic4"], abs=1e-4)
+    broken = _evalmuse_records(case, True)
+    broken[0]["element_score"].popitem()
+    pred.write_text(json.dumps(broken))
+    with pytest.raises(DataFileError, match="lacks element"):
+        load_alignment(pred, gt)
+
+
+def test_structure_pickle_roundtrip_heatmaps_and_resizing(tmp_path):
+    rng = np.random.default_rng(0)
+    gt_masks = {f"im{i}.png": (rng.random((8, 8)) > 0.6).astype(np.uint8) for i in range(4)}
+    pred_heat = {k: np.clip(v * 0.7 + rng.random(v.shape) * 0.3, 0, 1) for k, v in gt_masks.items()}
+    pred_file, gt_file = tmp_path / "pred.pkl", tmp_path / "gt.pkl"
+    with pred_file.open("wb") as fh:
+        pickle.dump(
+            {k: {"score": float(i), "pred_area": h} for i, (k, h) in enumerate(pred_heat.items())}, fh
+        )
+    with gt_file.open("wb") as fh:
+        pickle.dump(
+            {k: {"score": float(i) + 0.5, "gt_area": m} for i, (k, m) in enumerate(gt_masks.items())}, fh
+        )
+    data, notes = load_structure(pred_file, gt_file)
+    expected = [(np.round(pred_heat[k] * 255) > 40).astype(np.uint8) for k in sorted(gt_masks)]
+    for got, want in zip(data.pred_masks, expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert notes == []
+    with pred_file.open("wb") as fh:  # masks at twice the GT size are resized with nearest neighbour
+        pickle.dump(
+            {
+                k: {"score": 1.0, "pred_area": np.kron(m, np.ones((2, 2), np.uint8))}
+                for k, m in gt_masks.items()
+            },
+            fh,
+        )
+    data, notes = load_structure(pred_file, gt_file)
+    assert "4 predicted mask(s) resized" in notes[0]
+    for got, k in zip(data.pred_masks, sorted(gt_masks), strict=True):
+        np.testing.assert_array_equal(got, gt_masks[k])
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_pickles_cannot_run_code(tmp_path):
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(pickle.dumps({"a": {"score": 1.0, "pred_area": _Exploit()}}))
+    with pytest.raises(DataFileError, match="refusing to load"):
+        safe_load_pickle(path)
+
+
+def test_pairs_join_predictions_by_image_name(tmp_path):
+    pairs = pd.DataFrame(
+        {"name1_column": ["a.png", "b.png"], "name2_column": ["b.png", "c.png"], "score1_column": [0.8, 0.4]}
+    )
+    preds = pd.DataFrame({"image": ["a.png", "b.png", "c.png"], "score": [3.0, 2.0, 2.5]})
+    pp, vp = _write(tmp_path, "pred.csv", preds), _write(tmp_path, "votes.csv", pairs)
+    data = load_pairs(pp, vp)
+    np.testing.assert_array_equal(data.score_first, [3.0, 2.0])
+    np.testing.assert_array_equal(data.score_second, [2.0, 2.5])
+    with pytest.raises(DataFileError, match="1 image"):
+        load_pairs(_write(tmp_path, "p2.csv", preds.iloc[:2]), vp)
