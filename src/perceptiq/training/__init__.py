@@ -1,0 +1,1 @@
+"""Training of quality models: loops, checkpoints, calibration and reinforcement learning to rank (``rl``)."""

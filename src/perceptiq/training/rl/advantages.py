@@ -1,0 +1,38 @@
+"""Group-standardised advantages of GRPO (003 eq. 4; PROTOCOLS 5.4)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from perceptiq.errors import InputError
+
+__all__ = ["group_advantages"]
+
+
+def group_advantages(rewards: Tensor | Sequence[float], group_size: int, eps: float = 1e-4) -> Tensor:
+    """Advantage ``(r - mean_K(r)) / (std_K(r) + eps)`` within consecutive groups of ``group_size``.
+
+    ``rewards`` (N,) holds the rewards of the K = ``group_size`` completions of each prompt one after
+    the other; the std is torch's unbiased one and eps = 1e-4, as in the reference trainer. Returns a
+    float tensor (N,). Deliberate difference: with ``group_size = 1`` the unbiased std is undefined
+    (the reference gives NaN); here the advantage is 0.
+    """
+    r = rewards if isinstance(rewards, Tensor) else torch.as_tensor(rewards, dtype=torch.float64)
+    if not r.is_floating_point():
+        r = r.to(torch.float64)
+    r = r.reshape(-1)
+    if group_size < 1 or r.numel() % group_size:
+        raise InputError(f"{r.numel()} rewards cannot be split into groups of {group_size}")
+    if bool(torch.isnan(r).any()):
+        bad = torch.nonzero(torch.isnan(r)).reshape(-1).tolist()
+        raise InputError(
+            f"rewards at positions {bad} are NaN (missing); fill them before computing advantages"
+        )
+    groups = r.reshape(-1, group_size)
+    centred = groups - groups.mean(dim=1, keepdim=True)
+    if group_size == 1:
+        return torch.zeros_like(r)
+    return (centred / (groups.std(dim=1, keepdim=True) + eps)).reshape(-1)
