@@ -1,0 +1,818 @@
+"""Decode image files into float tensors, list image files in folders, and write images.
+
+Every reader returns a float tensor in [0, 1] of shape (1, C, H, W): C = 3 (RGB) by default, C = 1 with
+``channels="grey"``. Pixel values are taken as encoded (no colour management: an embedded ICC profile
+is ignored and the data are treated as sRGB-encoded values). The EXIF orientation tag is applied, so
+the tensor shows the image the way a viewer displays it.
+
+Mode conversions (Pillow modes, see the Pillow "Concepts" page):
+
+- ``1``, ``L``: grey, ``v / 255`` (``1`` becomes 0 or 1).
+- ``LA``, ``La``: grey + alpha; alpha handled as below.
+- ``P``, ``PA``: palette expanded to RGB, or to RGBA when the file declares a transparent entry.
+- ``RGB``, ``RGBA``, ``RGBX``, ``RGBa``: 8-bit colour (+ alpha); ``RGBX`` padding dropped, ``RGBa``
+  un-premultiplied by Pillow.
+- ``CMYK``: Pillow's CMYK -> RGB conversion (``R = (1 - C)(1 - K)``, ...; no ICC profile); Adobe's
+  inverted CMYK JPEGs are handled by Pillow's JPEG decoder.
+- ``YCbCr``, ``LAB``, ``HSV``: converted to RGB by Pillow.
+- ``I;16``, ``I;16B``, ``I;16L``, ``I;16N``: 16-bit grey (PNG, TIFF), ``v / 65535`` exactly.
+- ``I``: 32-bit integer grey holding 16-bit samples (Pillow's mode for 16-bit PGM), ``v / 65535``;
+  samples outside [0, 65535] raise :class:`ImageDecodeError`.
+- ``F``: 32-bit float grey taken as is; samples outside [0, 1] or not finite raise.
+- 16-bit colour: 16-bit RGB/RGBA/grey+alpha PNGs are decoded by ``torchvision.io.decode_png`` and
+  16-bit RGB/RGBA TIFFs by ``tifffile`` (when installed), both ``v / 65535``; Pillow alone would keep
+  only the high byte. 16-bit colour PPM files are read by Pillow with 8-bit precision.
+
+Alpha (``alpha=``): ``"white"`` (default) composites the colour over a white background,
+``out = a * c + (1 - a)``; ``"black"`` over black, ``out = a * c``; ``"drop"`` discards the alpha channel.
+Compositing is done on the encoded values, as Pillow's ``alpha_composite`` does.
+
+Grey output from colour uses the ITU-R BT.601 luma weights ``Y = 0.299 R + 0.587 G + 0.114 B`` (the
+weights of Pillow's ``convert("L")`` and MATLAB's ``rgb2gray``), computed in floating point.
+
+Only the first frame of multi-frame files (GIF, APNG, multi-page TIFF) is read. The orientation is
+read from the header (EXIF, or XMP where Pillow finds it); a PNG ``eXIf`` chunk placed after the
+image data is not seen.
+
+Decompression bombs: the header is parsed first and an image with more than ``max_pixels`` pixels
+raises :class:`ImageTooLargeError` before any pixel is decoded. Pillow's own process-wide guard
+(``PIL.Image.MAX_IMAGE_PIXELS``) still applies on top: Pillow refuses images above twice that value
+(about 179 million pixels by default) whatever ``max_pixels`` says; such files raise
+:class:`ImageTooLargeError` too. Whether Pillow decodes truncated files depends on the process-wide
+``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` flag, which perceptiq never sets (by default truncated files
+raise :class:`ImageDecodeError`).
+
+On a CUDA device, RGB or grey JPEGs are decoded on the GPU with
+``torchvision.io.decode_jpeg(device="cuda")`` (nvJPEG), whose output can differ from libjpeg's by a few
+levels of 255; when nvJPEG rejects a batch, its files are decoded again by Pillow. Other files are
+decoded by Pillow on the CPU and moved to the device. (torchvision 0.29 marks its image codecs as
+deprecated in favour of TorchCodec; they are used for nvJPEG and 16-bit colour PNG only.)
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import warnings
+import zlib
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from perceptiq.errors import DataFileError, InputError, PerceptiqWarning
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "DEFAULT_MAX_PIXELS",
+    "ImageDecodeError",
+    "ImageTooLargeError",
+    "ImageInfo",
+    "LoadedImage",
+    "probe_image",
+    "choose_decoder",
+    "read_image",
+    "decode_image",
+    "load_images",
+    "apply_exif_orientation",
+    "find_images",
+    "save_image",
+]
+
+Channels = Literal["rgb", "grey"]
+Alpha = Literal["white", "black", "drop"]
+Decoder = Literal["pillow", "png16", "tiff16", "torchvision_jpeg"]
+PathLike = str | os.PathLike[str]
+
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".gif"}
+    | {".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".jp2", ".j2k", ".jpx", ".avif", ".qoi"}
+)
+"""Lower-case file suffixes that :func:`find_images` treats as images (raster formats Pillow decodes)."""
+
+DEFAULT_MAX_PIXELS: int = 1 << 28
+"""Default pixel limit: 268,435,456 pixels (16384 x 16384; an 8K frame has 33 million)."""
+
+_LUMA_BT601 = (0.299, 0.587, 0.114)
+_EXIF_ORIENTATION_TAG = 0x0112
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_I16_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+_TO_RGB_MODES = ("CMYK", "YCbCr", "LAB", "HSV", "RGBX")
+_DECODE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    IndexError,
+    KeyError,
+    RuntimeError,
+    struct.error,
+    zlib.error,
+    Image.DecompressionBombError,
+)
+
+
+class ImageDecodeError(DataFileError):
+    """An image file is missing, empty, corrupt, truncated, of an unknown format or of unusable values."""
+
+
+class ImageTooLargeError(ImageDecodeError):
+    """An image has more pixels than the allowed limit (decompression-bomb guard)."""
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What the header of an image file says, read without decoding pixels.
+
+    Attributes:
+        format: Pillow's format name (``"PNG"``, ``"JPEG"``, ``"TIFF"``, ...).
+        mode: Pillow's mode of the stored data (``"RGB"``, ``"I;16"``, ``"P"``, ...).
+        width: stored width in pixels (before EXIF orientation).
+        height: stored height in pixels.
+        orientation: EXIF orientation 1..8 (1 when absent or invalid).
+        bit_depth: bits per sample as stored (16 for 16-bit PNG/TIFF, 32 for modes I and F, else 8).
+    """
+
+    format: str | None
+    mode: str
+    width: int
+    height: int
+    orientation: int
+    bit_depth: int
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """(height, width) after the EXIF orientation is applied."""
+        if self.orientation in (5, 6, 7, 8):
+            return self.width, self.height
+        return self.height, self.width
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """One item of :func:`load_images`: the tensor, or the error that stopped it.
+
+    Attributes:
+        index: position of the item in the input sequence.
+        path: the file.
+        image: float tensor (1, C, H, W) in [0, 1], or None when decoding failed.
+        error: the :class:`~perceptiq.errors.DataFileError` raised for this file, or None.
+    """
+
+    index: int
+    path: Path
+    image: torch.Tensor | None
+    error: DataFileError | None
+
+    @property
+    def ok(self) -> bool:
+        """True when the image was decoded."""
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class _Options:
+    channels: Channels
+    alpha: Alpha
+    max_pixels: int | None
+    dtype: torch.dtype
+    device: torch.device
+    gpu_jpeg: bool
+
+
+@dataclass(frozen=True)
+class _Raw:
+    """Decoded samples (C, H, W) on the CPU, to be divided by ``scale``."""
+
+    samples: torch.Tensor
+    scale: float
+
+
+@dataclass
+class _Pending:
+    """A JPEG whose decoding is left to the batched GPU decoder."""
+
+    index: int
+    path: Path
+    data: bytes
+    info: ImageInfo
+
+
+def _options(
+    channels: str, alpha: str, max_pixels: int | None, dtype: torch.dtype, device: object, gpu_jpeg: bool
+) -> _Options:
+    if channels not in ("rgb", "grey"):
+        raise InputError(f"channels must be 'rgb' or 'grey', got {channels!r}")
+    if alpha not in ("white", "black", "drop"):
+        raise InputError(f"alpha must be 'white', 'black' or 'drop', got {alpha!r}")
+    if max_pixels is not None and max_pixels < 1:
+        raise InputError(f"max_pixels must be a positive integer or None, got {max_pixels!r}")
+    if dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        raise InputError(f"dtype must be a floating-point torch dtype, got {dtype}")
+    try:
+        dev = torch.device(device)  # type: ignore[arg-type]
+    except (RuntimeError, TypeError) as err:
+        raise InputError(f"invalid device {device!r}: {err}") from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} requested but CUDA is not available")
+    return _Options(channels, alpha, max_pixels, dtype, dev, gpu_jpeg)  # type: ignore[arg-type]
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as err:
+        raise ImageDecodeError(path, "file not found") from err
+    except IsADirectoryError as err:
+        raise ImageDecodeError(path, "is a directory, not an image file") from err
+    except PermissionError as err:
+        raise ImageDecodeError(path, "permission denied") from err
+    except OSError as err:
+        raise ImageDecodeError(path, f"cannot read file: {err.strerror or err}") from err
+    if not data:
+        raise ImageDecodeError(path, "file is empty (0 bytes)")
+    return data
+
+
+def _orientation(img: Image.Image) -> int:
+    """EXIF orientation read from the header only.
+
+    ``Image.Image.getexif`` is called unbound because Pillow's PNG override decodes the whole image
+    when the header has no eXIf chunk, which would bypass the pixel limit and hide decode errors.
+    """
+    try:
+        value = Image.Image.getexif(img).get(_EXIF_ORIENTATION_TAG, 1)
+    except _DECODE_ERRORS:
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _bit_depth(img: Image.Image, data: bytes) -> int:
+    if img.format == "PNG" and data[:8] == _PNG_SIGNATURE and len(data) > 24:
+        return data[24]
+    if img.format == "TIFF":
+        bits = getattr(img, "tag_v2", {}).get(258, 8)
+        return int(max(bits)) if isinstance(bits, tuple) else int(bits)
+    if img.mode in _I16_MODES:
+        return 16
+    return 32 if img.mode in ("I", "F") else 8
+
+
+def _open(data: bytes, name: str | Path, max_pixels: int | None) -> tuple[Image.Image, ImageInfo]:
+    """Parse the header with Pillow (no pixel decoding) and apply the pixel limit."""
+    try:
+        img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as err:
+        raise ImageTooLargeError(
+            name, f"exceeds Pillow's process-wide limit PIL.Image.MAX_IMAGE_PIXELS ({err})"
+        ) from err
+    except UnidentifiedImageError as err:
+        raise ImageDecodeError(name, "not a recognised image format") from err
+    except _DECODE_ERRORS as err:
+        raise ImageDecodeError(name, f"cannot parse image header ({type(err).__name__}: {err})") from err
+    width, height = img.size
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageTooLargeError(
+            name,
+            f"{width}x{height} = {width * height} pixels exceeds max_pixels={max_pixels} "
+            "(decompression-bomb guard; pass a larger max_pixels to allow it)",
+        )
+    info = ImageInfo(img.format, img.mode, width, height, _orientation(img), _bit_depth(img, data))
+    return img, info
+
+
+def probe_image(path: PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> ImageInfo:
+    """Read the header of an image file (format, mode, size, EXIF orientation) without decoding pixels.
+
+    Raises:
+        ImageDecodeError: the file is missing, empty or not an image.
+        ImageTooLargeError: it has more than ``max_pixels`` pixels.
+    """
+    p = Path(path)
+    return _open(_read_bytes(p), p, max_pixels)[1]
+
+
+def choose_decoder(info: ImageInfo, device: torch.device | str, *, cuda_jpeg: bool) -> Decoder:
+    """Pick the decoder for a file from its header.
+
+    Args:
+        info: the file's header (:func:`probe_image`).
+        device: where the tensor is wanted.
+        cuda_jpeg: whether GPU JPEG decoding is usable (requested and ``torch.cuda.is_available()``).
+
+    Returns:
+        ``"torchvision_jpeg"`` for RGB or grey JPEGs (including camera MPO files, whose first image
+        is a JPEG stream) on a CUDA device when ``cuda_jpeg`` is set,
+        ``"png16"`` for 16-bit colour PNGs, ``"tiff16"`` for 16-bit RGB(A) TIFFs, else ``"pillow"``.
+    """
+    if (
+        info.format in ("JPEG", "MPO")
+        and info.mode in ("RGB", "L")
+        and torch.device(device).type == "cuda"
+        and cuda_jpeg
+    ):
+        return "torchvision_jpeg"
+    if info.format == "PNG" and info.bit_depth == 16 and info.mode not in _I16_MODES:
+        return "png16"
+    if info.format == "TIFF" and info.bit_depth == 16 and info.mode in ("RGB", "RGBA"):
+        return "tiff16"
+    return "pillow"
+
+
+def _cuda_jpeg_usable(opts: _Options) -> bool:
+    return opts.gpu_jpeg and opts.device.type == "cuda" and torch.cuda.is_available()
+
+
+def _check_int_range(arr: np.ndarray, name: str | Path) -> None:
+    lo, hi = int(arr.min()), int(arr.max())
+    if lo < 0 or hi > 65535:
+        raise ImageDecodeError(
+            name, f"32-bit integer samples span [{lo}, {hi}]; mode 'I' is read as 16-bit data in [0, 65535]"
+        )
+
+
+def _check_float_range(arr: np.ndarray, name: str | Path) -> None:
+    if not np.isfinite(arr).all():
+        raise ImageDecodeError(name, "float image holds NaN or infinite samples")
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo < 0.0 or hi > 1.0:
+        raise ImageDecodeError(name, f"float samples span [{lo:g}, {hi:g}]; expected values in [0, 1]")
+
+
+def _pillow_samples(img: Image.Image, name: str | Path) -> _Raw:
+    """Decode with Pillow and map the mode to 1-4 channels (grey, grey+alpha, RGB, RGBA)."""
+    try:
+        mode = img.mode
+        if mode in ("P", "PA"):
+            img = img.convert("RGBA" if mode == "PA" or "transparency" in img.info else "RGB")
+        elif mode == "1":
+            img = img.convert("L")
+        elif mode == "La":
+            img = img.convert("LA")
+        elif mode == "RGBa":
+            img = img.convert("RGBA")
+        elif mode in _TO_RGB_MODES:
+            img = img.convert("RGB")
+        else:
+            img.load()
+        arr = np.asarray(img)
+    except _DECODE_ERRORS as err:
+        raise ImageDecodeError(name, f"cannot decode image ({type(err).__name__}: {err})") from err
+    if img.mode in _I16_MODES:
+        scale = 65535.0
+        arr = arr.astype(np.uint16, copy=False)
+    elif img.mode == "I":
+        _check_int_range(arr, name)
+        scale = 65535.0
+    elif img.mode == "F":
+        _check_float_range(arr, name)
+        scale = 1.0
+    elif img.mode in ("L", "LA", "RGB", "RGBA"):
+        scale = 255.0
+    else:
+        raise ImageDecodeError(name, f"unsupported Pillow mode {img.mode!r}")
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    return _Raw(torch.from_numpy(np.array(arr.transpose(2, 0, 1), order="C")), scale)
+
+
+def _png16_samples(data: bytes, name: str | Path) -> _Raw:
+    from torchvision.io import ImageReadMode, decode_png
+
+    try:
+        samples = decode_png(torch.frombuffer(bytearray(data), dtype=torch.uint8), ImageReadMode.UNCHANGED)
+    except _DECODE_ERRORS as err:
+        raise ImageDecodeError(name, f"cannot decode 16-bit PNG ({type(err).__name__}: {err})") from err
+    return _Raw(samples, 65535.0 if samples.dtype == torch.uint16 else 255.0)
+
+
+def _tiff16_samples(img: Image.Image, data: bytes, name: str | Path) -> _Raw:
+    channels = len(img.mode)  # "RGB" or "RGBA"
+    try:
+        import tifffile
+    except ImportError:
+        warnings.warn(
+            f"{name}: 16-bit colour TIFF read with 8-bit precision; install tifffile to keep 16 bits",
+            PerceptiqWarning,
+            stacklevel=4,
+        )
+        return _pillow_samples(img, name)
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            page = tif.pages[0]
+            arr = page.asarray()
+            separate = page.planarconfig == tifffile.PLANARCONFIG.SEPARATE
+    except (*_DECODE_ERRORS, tifffile.TiffFileError) as err:
+        raise ImageDecodeError(name, f"cannot decode 16-bit TIFF ({type(err).__name__}: {err})") from err
+    if arr.dtype != np.uint16 or arr.ndim != 3:
+        raise ImageDecodeError(name, f"unsupported 16-bit TIFF layout: dtype {arr.dtype}, shape {arr.shape}")
+    chw = arr if separate else arr.transpose(2, 0, 1)
+    if chw.shape[0] < channels:
+        raise ImageDecodeError(name, f"16-bit TIFF has {chw.shape[0]} samples per pixel, expected {channels}")
+    return _Raw(torch.from_numpy(np.ascontiguousarray(chw[:channels], dtype=np.uint16)), 65535.0)
+
+
+def _cpu_samples(img: Image.Image, info: ImageInfo, data: bytes, name: str | Path) -> _Raw:
+    decoder = choose_decoder(info, "cpu", cuda_jpeg=False)
+    if decoder == "png16":
+        return _png16_samples(data, name)
+    if decoder == "tiff16":
+        return _tiff16_samples(img, data, name)
+    return _pillow_samples(img, name)
+
+
+def apply_exif_orientation(image: torch.Tensor, orientation: int) -> torch.Tensor:
+    """Turn a (..., H, W) tensor the way EXIF ``orientation`` (1..8) says, as a viewer displays it.
+
+    The eight values follow the EXIF 2.32 specification (tag 0x0112): 2 mirror horizontally, 3 rotate
+    180 degrees, 4 mirror vertically, 5 transpose, 6 rotate 90 degrees clockwise, 7 transverse,
+    8 rotate 90 degrees counter-clockwise; 1 (and anything else) leaves the tensor unchanged.
+    """
+    if orientation == 2:
+        return image.flip(-1)
+    if orientation == 3:
+        return image.flip(-2, -1)
+    if orientation == 4:
+        return image.flip(-2)
+    if orientation == 5:
+        return image.transpose(-2, -1)
+    if orientation == 6:
+        return torch.rot90(image, -1, dims=(-2, -1))
+    if orientation == 7:
+        return image.transpose(-2, -1).flip(-2, -1)
+    if orientation == 8:
+        return torch.rot90(image, 1, dims=(-2, -1))
+    return image
+
+
+def _finish(raw: _Raw, orientation: int, opts: _Options) -> torch.Tensor:
+    """Samples (C, H, W) -> float (1, C', H', W') in [0, 1]: scale, alpha, channels, orientation."""
+    work = torch.float64 if opts.dtype == torch.float64 else torch.float32
+    x = raw.samples.to(opts.device).to(work).unsqueeze(0)
+    if raw.scale != 1.0:
+        x = x.div_(raw.scale)
+    if x.shape[1] in (2, 4):
+        colour, a = x[:, :-1], x[:, -1:]
+        if opts.alpha == "drop":
+            x = colour
+        elif opts.alpha == "white":
+            x = colour * a + (1.0 - a)
+        else:
+            x = colour * a
+    if opts.channels == "rgb" and x.shape[1] == 1:
+        x = x.repeat(1, 3, 1, 1)
+    elif opts.channels == "grey" and x.shape[1] == 3:
+        weights = torch.tensor(_LUMA_BT601, dtype=work, device=x.device).view(1, 3, 1, 1)
+        x = (x * weights).sum(dim=1, keepdim=True)
+    x = apply_exif_orientation(x, orientation)
+    return x.to(opts.dtype).contiguous()
+
+
+def _decode_jpeg_batch(datas: list[bytes], modes: list[str], device: torch.device) -> list[torch.Tensor]:
+    """Decode JPEG byte strings with ``torchvision.io.decode_jpeg`` on ``device`` in one call.
+
+    Grey files (mode ``"L"``) and colour files are decoded in separate calls; returns (C, H, W) uint8.
+    """
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    out: list[torch.Tensor | None] = [None] * len(datas)
+    for want, read_mode in (("L", ImageReadMode.GRAY), ("RGB", ImageReadMode.RGB)):
+        idx = [i for i, m in enumerate(modes) if m == want]
+        if not idx:
+            continue
+        inputs = [torch.frombuffer(bytearray(datas[i]), dtype=torch.uint8) for i in idx]
+        decoded = decode_jpeg(inputs, mode=read_mode, device=device)
+        for i, tensor in zip(idx, decoded, strict=True):
+            out[i] = tensor
+    return [t for t in out if t is not None]
+
+
+def _decode_gpu(pending: list[_Pending], opts: _Options) -> list[torch.Tensor | DataFileError]:
+    """Batched GPU JPEG decoding; falls back to Pillow per file when nvJPEG rejects the batch."""
+    try:
+        decoded = _decode_jpeg_batch([p.data for p in pending], [p.info.mode for p in pending], opts.device)
+    except _DECODE_ERRORS:
+        return [_decode_cpu_item(p.data, p.path, opts) for p in pending]
+    return [_finish(_Raw(t, 255.0), p.info.orientation, opts) for t, p in zip(decoded, pending, strict=True)]
+
+
+def _decode_cpu_item(data: bytes, name: str | Path, opts: _Options) -> torch.Tensor | DataFileError:
+    try:
+        img, info = _open(data, name, opts.max_pixels)
+        return _finish(_cpu_samples(img, info, data, name), info.orientation, opts)
+    except DataFileError as err:
+        return err
+
+
+def _decode(data: bytes, name: str | Path, opts: _Options) -> torch.Tensor:
+    img, info = _open(data, name, opts.max_pixels)
+    if choose_decoder(info, opts.device, cuda_jpeg=_cuda_jpeg_usable(opts)) == "torchvision_jpeg":
+        result = _decode_gpu([_Pending(0, Path(str(name)), data, info)], opts)[0]
+        if isinstance(result, DataFileError):
+            raise result
+        return result
+    return _finish(_cpu_samples(img, info, data, name), info.orientation, opts)
+
+
+def decode_image(
+    data: bytes,
+    *,
+    name: str = "<bytes>",
+    channels: Channels = "rgb",
+    alpha: Alpha = "white",
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+    gpu_jpeg: bool = True,
+) -> torch.Tensor:
+    """Decode an encoded image held in memory; same options and result as :func:`read_image`.
+
+    ``name`` labels the data in error messages (e.g. an upload's file name).
+    """
+    opts = _options(channels, alpha, max_pixels, dtype, device, gpu_jpeg)
+    if not data:
+        raise ImageDecodeError(name, "file is empty (0 bytes)")
+    return _decode(data, name, opts)
+
+
+def read_image(
+    path: PathLike,
+    *,
+    channels: Channels = "rgb",
+    alpha: Alpha = "white",
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+    gpu_jpeg: bool = True,
+) -> torch.Tensor:
+    """Read one image file as a float tensor (1, C, H, W) in [0, 1], EXIF orientation applied.
+
+    Args:
+        path: the file; any format Pillow reads, plus 16-bit colour PNG/TIFF (see the module docstring).
+        channels: ``"rgb"`` (C = 3, grey files repeated) or ``"grey"`` (C = 1, BT.601 luma of colour files).
+        alpha: ``"white"`` / ``"black"`` composite transparent pixels on that background; ``"drop"``
+            ignores alpha.
+        max_pixels: refuse images with more pixels than this (None: no limit of perceptiq's own).
+        dtype: floating-point dtype of the result (scaling is computed in float32, or float64).
+        device: where the result lives; on CUDA, JPEGs are decoded there (see ``gpu_jpeg``).
+        gpu_jpeg: decode RGB/grey JPEGs with nvJPEG when ``device`` is a CUDA device.
+
+    Raises:
+        ImageDecodeError: missing, empty, corrupt, truncated or unreadable file (a ``DataFileError``).
+        ImageTooLargeError: more than ``max_pixels`` pixels.
+
+    Example:
+        >>> x = read_image("photo.jpg")  # doctest: +SKIP
+        >>> x.shape  # doctest: +SKIP
+        torch.Size([1, 3, 480, 640])
+    """
+    opts = _options(channels, alpha, max_pixels, dtype, device, gpu_jpeg)
+    p = Path(path)
+    return _decode(_read_bytes(p), p, opts)
+
+
+def _load_one(index: int, path: Path, opts: _Options, cuda_jpeg: bool) -> LoadedImage | _Pending:
+    """Worker task: read and decode one file, or leave a JPEG to the GPU batch."""
+    try:
+        data = _read_bytes(path)
+        img, info = _open(data, path, opts.max_pixels)
+        if choose_decoder(info, opts.device, cuda_jpeg=cuda_jpeg) == "torchvision_jpeg":
+            return _Pending(index, path, data, info)
+        image = _finish(_cpu_samples(img, info, data, path), info.orientation, opts)
+    except DataFileError as err:
+        return LoadedImage(index, path, None, err)
+    return LoadedImage(index, path, image, None)
+
+
+def _resolve_pending(items: list[LoadedImage | _Pending], opts: _Options) -> list[LoadedImage]:
+    pending = [it for it in items if isinstance(it, _Pending)]
+    decoded = iter(_decode_gpu(pending, opts) if pending else [])
+    done: list[LoadedImage] = []
+    for it in items:
+        if isinstance(it, LoadedImage):
+            done.append(it)
+            continue
+        out = next(decoded)
+        if isinstance(out, DataFileError):
+            done.append(LoadedImage(it.index, it.path, None, out))
+        else:
+            done.append(LoadedImage(it.index, it.path, out, None))
+    return done
+
+
+def load_images(
+    paths: Iterable[PathLike],
+    *,
+    workers: int = 4,
+    prefetch: int | None = None,
+    gpu_batch: int = 16,
+    channels: Channels = "rgb",
+    alpha: Alpha = "white",
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+    gpu_jpeg: bool = True,
+) -> Iterator[LoadedImage]:
+    """Decode many files in worker threads and yield them in input order, errors included.
+
+    A file that cannot be decoded does not stop the batch: its :class:`LoadedImage` carries the
+    :class:`~perceptiq.errors.DataFileError` (``.error``) instead of a tensor. At most ``prefetch``
+    files are decoded ahead of the consumer, so memory stays bounded on long lists. On a CUDA device,
+    up to ``gpu_batch`` consecutive JPEGs are decoded in one batched nvJPEG call.
+
+    Args:
+        paths: files, in the order the results are wanted (a generator is consumed lazily).
+        workers: decoding threads (0 decodes in the calling thread); Pillow, numpy and torch release
+            the GIL while decoding, so threads scale on multi-core machines.
+        prefetch: files in flight ahead of the consumer (default ``2 * workers + gpu_batch``).
+        gpu_batch: JPEGs per nvJPEG call on CUDA (ignored on CPU).
+        channels, alpha, max_pixels, dtype, device, gpu_jpeg: as in :func:`read_image`.
+
+    Yields:
+        One :class:`LoadedImage` per path, in input order.
+    """
+    opts = _options(channels, alpha, max_pixels, dtype, device, gpu_jpeg)
+    if workers < 0:
+        raise InputError(f"workers must be >= 0, got {workers}")
+    if gpu_batch < 1:
+        raise InputError(f"gpu_batch must be >= 1, got {gpu_batch}")
+    cuda_jpeg = _cuda_jpeg_usable(opts)
+    group = gpu_batch if cuda_jpeg else 1
+    window = max(prefetch if prefetch is not None else 2 * workers + group, group, 1)
+    items = ((i, Path(p)) for i, p in enumerate(paths))
+    if workers == 0:
+        return _load_serial(items, opts, cuda_jpeg, group)
+    return _load_pooled(items, opts, cuda_jpeg, group, window, workers)
+
+
+def _load_serial(
+    items: Iterator[tuple[int, Path]], opts: _Options, cuda_jpeg: bool, group: int
+) -> Iterator[LoadedImage]:
+    chunk: list[LoadedImage | _Pending] = []
+    for index, path in items:
+        chunk.append(_load_one(index, path, opts, cuda_jpeg))
+        if len(chunk) == group:
+            yield from _resolve_pending(chunk, opts)
+            chunk = []
+    yield from _resolve_pending(chunk, opts)
+
+
+def _load_pooled(
+    items: Iterator[tuple[int, Path]],
+    opts: _Options,
+    cuda_jpeg: bool,
+    group: int,
+    window: int,
+    workers: int,
+) -> Iterator[LoadedImage]:
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="perceptiq-decode")
+    in_flight: deque[Future[LoadedImage | _Pending]] = deque()
+
+    def fill() -> None:
+        while len(in_flight) < window:
+            nxt = next(items, None)
+            if nxt is None:
+                return
+            in_flight.append(pool.submit(_load_one, nxt[0], nxt[1], opts, cuda_jpeg))
+
+    try:
+        fill()
+        while in_flight:
+            chunk = [in_flight.popleft().result() for _ in range(min(group, len(in_flight)))]
+            fill()
+            yield from _resolve_pending(chunk, opts)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def find_images(
+    paths: PathLike | Iterable[PathLike],
+    *,
+    recursive: bool = True,
+    extensions: Iterable[str] = IMAGE_EXTENSIONS,
+    include_hidden: bool = False,
+) -> list[Path]:
+    """List image files in folders (sorted), keeping files named explicitly as they are.
+
+    Args:
+        paths: one path or several; a folder contributes the files in it whose suffix (compared in
+            lower case) is in ``extensions``; a file is returned as given whatever its suffix.
+        recursive: also walk sub-folders (symbolic links to folders are not followed).
+        extensions: suffixes with the dot, e.g. ``{".png", ".jpg"}``; default :data:`IMAGE_EXTENSIONS`.
+        include_hidden: also list names starting with ``"."`` (e.g. macOS ``._photo.jpg`` resource
+            forks, which are not images), skipped by default.
+
+    Returns:
+        Paths in argument order; each folder's files sorted by their path relative to the folder;
+        duplicates removed.
+
+    Raises:
+        DataFileError: a path does not exist.
+    """
+    roots = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+    wanted = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
+    found: dict[Path, None] = {}
+    for root in roots:
+        p = Path(root)
+        if p.is_file():
+            found.setdefault(p, None)
+        elif p.is_dir():
+            for f in _walk(p, recursive, include_hidden):
+                if f.suffix.lower() in wanted:
+                    found.setdefault(f, None)
+        else:
+            raise DataFileError(p, "no such file or folder")
+    return list(found)
+
+
+def _walk(folder: Path, recursive: bool, include_hidden: bool) -> list[Path]:
+    files: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = (
+            sorted(d for d in dirnames if include_hidden or not d.startswith(".")) if recursive else []
+        )
+        files.extend(Path(dirpath, f) for f in filenames if include_hidden or not f.startswith("."))
+    return sorted(files, key=lambda f: f.relative_to(folder).parts)
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def _encode_png16(samples: np.ndarray) -> bytes:
+    """Encode (H, W, C) uint16 samples, C in 1..4, as a 16-bit PNG (PNG spec, ISO/IEC 15948, sec. 11).
+
+    Pillow cannot write 16-bit colour PNGs and torchvision's encoder takes only uint8, so the few
+    chunks are written here with zlib: IHDR (colour type 0/4/2/6, no interlace), one IDAT of
+    filter-type-0 rows of big-endian samples, IEND.
+    """
+    height, width, c = samples.shape
+    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[c]
+    rows = np.ascontiguousarray(samples, dtype=">u2").reshape(height, width * c).view(np.uint8)
+    raw = np.concatenate([np.zeros((height, 1), np.uint8), rows], axis=1)
+    header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
+    return b"".join(
+        [
+            _PNG_SIGNATURE,
+            _png_chunk(b"IHDR", header),
+            _png_chunk(b"IDAT", zlib.compress(raw.tobytes(), 6)),
+            _png_chunk(b"IEND", b""),
+        ]
+    )
+
+
+def _as_hwc(image: torch.Tensor) -> torch.Tensor:
+    if not isinstance(image, torch.Tensor):
+        raise InputError(f"image must be a torch.Tensor, got {type(image).__name__}")
+    x = image.detach()
+    if x.ndim == 4:
+        if x.shape[0] != 1:
+            raise InputError(f"save_image writes one image; got a batch of {x.shape[0]}")
+        x = x[0]
+    if x.ndim == 2:
+        x = x.unsqueeze(0)
+    if x.ndim != 3 or x.shape[0] not in (1, 2, 3, 4):
+        raise InputError(
+            f"image must have shape (C, H, W) or (1, C, H, W) with C in 1..4, got {tuple(image.shape)}"
+        )
+    if not x.is_floating_point():
+        raise InputError(f"image must be a float tensor in [0, 1], got dtype {x.dtype}")
+    if not torch.isfinite(x).all():
+        raise InputError("image holds NaN or infinite values")
+    return x.to("cpu", torch.float64).clamp(0.0, 1.0).permute(1, 2, 0)
+
+
+def save_image(image: torch.Tensor, path: PathLike, *, bits: Literal[8, 16] = 8, quality: int = 95) -> None:
+    """Write a float image in [0, 1] (values outside are clipped) to ``path``; format from the suffix.
+
+    Args:
+        image: (C, H, W), (1, C, H, W) or (H, W) with C = 1 (grey), 2 (grey + alpha), 3 (RGB) or 4 (RGBA).
+        path: destination; the folder must exist.
+        bits: 8 (any format Pillow writes; samples ``round(255 x)``) or 16 (PNG only; ``round(65535 x)``).
+        quality: JPEG/WebP quality (ignored by lossless formats).
+
+    Raises:
+        InputError: bad tensor or ``bits``.
+        DataFileError: the file cannot be written (missing folder, unknown suffix, ...).
+    """
+    hwc = _as_hwc(image)
+    p = Path(path)
+    if bits not in (8, 16):
+        raise InputError(f"bits must be 8 or 16, got {bits!r}")
+    if bits == 16 and p.suffix.lower() != ".png":
+        raise InputError(f"16-bit output is written as PNG; {p.name!r} does not end in .png")
+    try:
+        if bits == 16:
+            p.write_bytes(_encode_png16(np.rint(hwc.numpy() * 65535.0).astype(np.uint16)))
+            return
+        arr = np.rint(hwc.numpy() * 255.0).astype(np.uint8)
+        Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr).save(p, quality=quality)
+    except (OSError, ValueError, KeyError) as err:
+        raise DataFileError(p, f"cannot write image ({type(err).__name__}: {err})") from err
