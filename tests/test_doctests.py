@@ -12,6 +12,7 @@ MODULES = [
     "perceptiq._registry",
     "perceptiq.evaluation.stats",
     "perceptiq.evaluation.protocols",
+    "perceptiq.ranking.paired",
 ]
 
 

@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-import click
-import typer
-
 from perceptiq.cli import evaluate as _evaluate  # noqa: F401  (registers evaluate/compare/protocols)
+from perceptiq.cli import rank as _rank  # noqa: F401  (registers rank)
+from perceptiq.cli import score as _score  # noqa: F401  (registers score/metrics/samples)
 from perceptiq.cli._app import app
 
 __all__ = ["app", "main"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
-    command = typer.main.get_command(app)
+    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``); returns the exit code.
+
+    Usage errors print typer's usage message and give 2; perceptiq errors give 1.
+    """
     try:
-        result = command.main(args=argv, prog_name="perceptiq", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        return int(exc.exit_code)
-    except click.exceptions.Abort:
-        return 1
-    return int(result) if isinstance(result, int) else 0
+        app(args=argv, prog_name="perceptiq")
+    except SystemExit as exc:
+        if exc.code is None:
+            return 0
+        return exc.code if isinstance(exc.code, int) else 1
+    return 0

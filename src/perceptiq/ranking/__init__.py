@@ -1,0 +1,36 @@
+"""Rank items from paired comparisons (paper 002): Thurstone Case V and Bradley-Terry.
+
+Pure functions over count matrices ``C[i, j]`` (votes for ``i`` over ``j``): maximum-likelihood scores with
+an optional ridge prior, standard errors from the observed information, bootstrap intervals over votes, the
+connectivity checks that decide whether the scores exist, and the ranking stability of paper 002, Fig. 4.
+"""
+
+from perceptiq.ranking._graph import DisconnectedComparisonsError, check_comparison_graph
+from perceptiq.ranking.paired import (
+    PairedComparisonResult,
+    bootstrap_scores,
+    bradley_terry,
+    counts_from_pairs,
+    counts_from_records,
+    fit_paired,
+    log_likelihood,
+    paired_mle,
+    thurstone,
+)
+from perceptiq.ranking.stability import StabilityResult, ranking_stability
+
+__all__ = [
+    "DisconnectedComparisonsError",
+    "PairedComparisonResult",
+    "bootstrap_scores",
+    "bradley_terry",
+    "check_comparison_graph",
+    "counts_from_pairs",
+    "counts_from_records",
+    "fit_paired",
+    "log_likelihood",
+    "paired_mle",
+    "ranking_stability",
+    "StabilityResult",
+    "thurstone",
+]
