@@ -2,10 +2,12 @@
 
 Pure functions over count matrices ``C[i, j]`` (votes for ``i`` over ``j``): maximum-likelihood scores with
 an optional ridge prior, standard errors from the observed information, bootstrap intervals over votes, the
-connectivity checks that decide whether the scores exist, and the ranking stability of paper 002, Fig. 4.
+connectivity checks that decide whether the scores exist, and the ranking stability of paper 002, Fig. 4;
+and MAD competition (:mod:`perceptiq.ranking.mad`, eq. 1 of paper 002) to choose the pairs to show people.
 """
 
 from perceptiq.ranking._graph import DisconnectedComparisonsError, check_comparison_graph
+from perceptiq.ranking.mad import mad_select, select_mad_pairs
 from perceptiq.ranking.paired import (
     PairedComparisonResult,
     bootstrap_scores,
@@ -20,6 +22,8 @@ from perceptiq.ranking.paired import (
 from perceptiq.ranking.stability import StabilityResult, ranking_stability
 
 __all__ = [
+    "mad_select",
+    "select_mad_pairs",
     "DisconnectedComparisonsError",
     "PairedComparisonResult",
     "bootstrap_scores",
