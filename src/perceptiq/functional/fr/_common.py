@@ -1,0 +1,68 @@
+"""Input handling shared by the full-reference metrics: validation, scaling, colour space, border crop."""
+
+from __future__ import annotations
+
+import torch
+
+from perceptiq.errors import InputError
+from perceptiq.functional._color import ColorSpace, to_color_space
+
+__all__ = ["prepare_pair", "check_min_size"]
+
+
+def _check_tensor(x: object, what: str) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise InputError(f"{what} must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != 4:
+        raise InputError(f"{what} must have shape (B, C, H, W), got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise InputError(f"{what} must be a float tensor, got dtype {x.dtype}")
+    return x
+
+
+def prepare_pair(
+    image: torch.Tensor,
+    reference: torch.Tensor,
+    *,
+    color: ColorSpace,
+    crop_border: int,
+    data_range: float,
+    quantize: bool,
+    metric: str,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate a (distorted, reference) pair, scale it to [0, 1], convert colours and crop the border.
+
+    ``image`` and ``reference`` are ``(B, C, H, W)`` with values in ``[0, data_range]``; the result
+    is the pair in ``[0, 1]`` on the channels given by ``color`` with ``crop_border`` pixels removed
+    on each side (the super-resolution convention: crop = scale factor).
+    """
+    x = _check_tensor(image, f"{metric}: image")
+    y = _check_tensor(reference, f"{metric}: reference")
+    if x.shape != y.shape:
+        raise InputError(
+            f"{metric}: image shape {tuple(x.shape)} differs from reference shape {tuple(y.shape)}"
+        )
+    if not data_range > 0:
+        raise InputError(f"{metric}: data_range must be positive, got {data_range}")
+    if crop_border < 0 or 2 * crop_border >= min(x.shape[-2:]):
+        raise InputError(
+            f"{metric}: crop_border={crop_border} must be >= 0 and leave pixels of a "
+            f"{x.shape[-2]}x{x.shape[-1]} image"
+        )
+    if data_range != 1.0:
+        x, y = x / data_range, y / data_range
+    x = to_color_space(x, color, quantize=quantize)
+    y = to_color_space(y, color, quantize=quantize)
+    if crop_border:
+        c = crop_border
+        x, y = x[..., c:-c, c:-c], y[..., c:-c, c:-c]
+    return x, y
+
+
+def check_min_size(x: torch.Tensor, min_size: int, metric: str, why: str) -> None:
+    """Raise :class:`InputError` when the spatial size of ``x`` is below ``min_size``."""
+    if min(x.shape[-2:]) < min_size:
+        raise InputError(
+            f"{metric}: images of {x.shape[-2]}x{x.shape[-1]} pixels are too small; "
+            f"need at least {min_size}x{min_size} ({why})"
+        )

@@ -1,0 +1,151 @@
+"""Classical no-reference metrics with the published parameters: NIQE and BRISQUE.
+
+Both are lower-is-better and unbounded, work on a grey version of the image (MATLAB ``rgb2gray``
+of 8-bit values by default, as the authors' scripts read 8-bit files) and score every image of a
+batch at once, on the device of the input. The parameters ship in ``perceptiq/metrics/params``
+(see ``PROVENANCE.md`` there): the authors' NIQE pristine model and the authors' LIVE BRISQUE SVR.
+
+These reproduce the authors' releases, not the MATLAB Image Processing Toolbox functions
+``niqe()``/``brisque()``: the toolbox uses its own default models, not the releases' files, so
+its numbers differ from the releases' on the same image (e.g. TID2013 I03: NIQE 15.75 release vs
+7.20 toolbox, BRISQUE 94.64 vs 70.68).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+import torch
+
+from perceptiq.errors import InputError
+from perceptiq.functional.nr.brisque import brisque
+from perceptiq.functional.nr.niqe import niqe
+from perceptiq.functional.nr.nss import GreyMode, to_grey255
+from perceptiq.metrics.base import Metric, register_metric
+
+__all__ = ["NIQE", "BRISQUE", "load_params"]
+
+_GREY_MODES = ("rgb2gray", "ycbcr_y")
+
+
+@lru_cache(maxsize=4)
+def load_params(name: str) -> dict[str, np.ndarray]:
+    """Arrays of a shipped parameter file (``"niqe_pristine"`` or ``"brisque_live"``), read once."""
+    if name not in ("niqe_pristine", "brisque_live"):
+        raise InputError(f"unknown parameter file {name!r}; shipped: niqe_pristine, brisque_live")
+    data = resources.files("perceptiq").joinpath("metrics", "params", f"{name}.npz").read_bytes()
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        return {key: npz[key] for key in npz.files}
+
+
+def _check_options(name: str, color: str) -> None:
+    if color not in _GREY_MODES:
+        raise InputError(f"{name}: unknown color={color!r}; use one of {', '.join(_GREY_MODES)}")
+
+
+def _check_image(name: str, image: torch.Tensor) -> None:
+    if image.shape[1] not in (1, 3):
+        raise InputError(f"{name}: expected 1 (grey) or 3 (RGB) channels, got {image.shape[1]}")
+    lo, hi = (float(v) for v in torch.aminmax(image))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise InputError(f"{name}: image contains NaN or infinite values")
+    if lo < -1e-3 or hi > 1.0 + 1e-3:
+        raise InputError(
+            f"{name}: image values must be in [0, 1], got [{lo:g}, {hi:g}] (divide 8-bit data by 255)"
+        )
+
+
+@register_metric
+class NIQE(Metric):
+    """Natural Image Quality Evaluator (Mittal, Soundararajan and Bovik, IEEE SPL 2013); lower is better.
+
+    Args:
+        color: grey conversion of RGB input, ``"rgb2gray"`` (MATLAB, default, as the published
+            values) or ``"ycbcr_y"`` (BT.601 luma, the convention of many super-resolution papers).
+        quantize: round to 8-bit levels like the original scripts, which read 8-bit files.
+        patch_size: side of the square patches (the published model was fitted with 96).
+
+    Images need at least ``patch_size`` pixels on each side; the score is NaN for an image whose
+    patches are all flat (undefined features).
+    """
+
+    name = "niqe"
+    kind = "NR"
+    lower_is_better = True
+    score_range = None
+    is_differentiable = False
+
+    def __init__(self, color: GreyMode = "rgb2gray", quantize: bool = True, patch_size: int = 96) -> None:
+        super().__init__()
+        _check_options(self.name, color)
+        self.color = color
+        self.quantize = bool(quantize)
+        self.patch_size = int(patch_size)
+        params = load_params("niqe_pristine")
+        self.register_buffer("mu", torch.as_tensor(params["mu"]), persistent=False)
+        self.register_buffer("cov", torch.as_tensor(params["cov"]), persistent=False)
+
+    def compute(self, image: torch.Tensor, reference: torch.Tensor | None) -> torch.Tensor:
+        _check_image(self.name, image)
+        grey = to_grey255(image, self.color, quantize=self.quantize)
+        return niqe(grey, self.mu, self.cov, self.patch_size).to(image.dtype)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, color={self.color!r}, quantize={self.quantize}"
+
+
+@register_metric
+class BRISQUE(Metric):
+    """Blind/Referenceless Image Spatial Quality Evaluator (Mittal, Moorthy and Bovik, IEEE TIP 2012).
+
+    Lower is better; about 0 to 100 on typical images (the SVR can leave that range). Uses the
+    authors' SVR trained on the whole LIVE IQA database.
+
+    Args:
+        color: grey conversion of RGB input, ``"rgb2gray"`` (MATLAB, default) or ``"ycbcr_y"``.
+        quantize: round to 8-bit levels like the original scripts.
+        text_io: round features as the release's text files do (``%f``, then ``%g`` after
+            scaling); moves scores by up to about 1e-3 and matches the published values closer.
+
+    Images need at least 14 pixels on each side.
+    """
+
+    name = "brisque"
+    kind = "NR"
+    lower_is_better = True
+    score_range = None
+    is_differentiable = False
+
+    def __init__(self, color: GreyMode = "rgb2gray", quantize: bool = True, text_io: bool = True) -> None:
+        super().__init__()
+        _check_options(self.name, color)
+        self.color = color
+        self.quantize = bool(quantize)
+        self.text_io = bool(text_io)
+        params = load_params("brisque_live")
+        for key in ("support", "coef", "feature_min", "feature_max"):
+            self.register_buffer(key, torch.as_tensor(params[key]), persistent=False)
+        self.rho = float(params["rho"])
+        self.gamma = float(params["gamma"])
+
+    def compute(self, image: torch.Tensor, reference: torch.Tensor | None) -> torch.Tensor:
+        _check_image(self.name, image)
+        grey = to_grey255(image, self.color, quantize=self.quantize)
+        scores = brisque(
+            grey,
+            self.support,
+            self.coef,
+            self.rho,
+            self.gamma,
+            self.feature_min,
+            self.feature_max,
+            text_io=self.text_io,
+        )
+        return scores.to(image.dtype)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, color={self.color!r}, quantize={self.quantize}"
