@@ -1,5 +1,55 @@
-"""Learned quality models, one file per family (CLIP/SigLIP prompt models, face models, hybrid ViT+CNN,
-text-to-image alignment and structure heads, VLM scorers), created by name with ``create_model``.
+"""Learned quality models, one file per family, created by name with :func:`create_model`.
 
-Filled in by the learned-models issue; named now so the layout shows the whole toolkit.
+Families (each registers its variants on import; backbones from timm, transformers and open_clip
+are imported only when a model needs them):
+
+* ``nss_mlp``: natural-scene statistics + MLP ensemble; ``perceptiq_nr`` is the default NR model.
+* ``face_lite``: timm backbones + regression head under the face challenge budget (seed 004).
+* ``clip_prompt``: CLIP/SigLIP/SigLIP2 five-level prompt models, LIQE/QA-Veteran (seeds 000, 002).
+* ``rank_rectifier``: a frozen base model + MLP rectifier (|a| + 1) q + b (seed 002).
+* ``t2i_alignment``: overall alignment + element presence (seed 001, 5.1).
+* ``t2i_structure``: score + distortion heatmap heads (seed 001, 5.2).
+* ``hybrid_vit_cnn``: the MICV super-resolution model (seed 000, 4.1).
+* ``ultra_fr``: UltraR-IQA full-reference region model (seed 000, 4.4).
+* ``ensemble``: weighted combination of registered models.
 """
+
+from perceptiq.models import clip_prompt as clip_prompt
+from perceptiq.models import ensemble as ensemble
+from perceptiq.models import face_lite as face_lite
+from perceptiq.models import hybrid_vit_cnn as hybrid_vit_cnn
+from perceptiq.models import nss_mlp as nss_mlp
+from perceptiq.models import rank_rectifier as rank_rectifier
+from perceptiq.models import t2i_alignment as t2i_alignment
+from perceptiq.models import t2i_structure as t2i_structure
+from perceptiq.models import ultra_fr as ultra_fr
+from perceptiq.models._base import DEFAULT_MODEL as DEFAULT_MODEL
+from perceptiq.models._base import MODELS as MODELS
+from perceptiq.models._base import ModelConfig as ModelConfig
+from perceptiq.models._base import QualityModel as QualityModel
+from perceptiq.models._base import WeightsError as WeightsError
+from perceptiq.models._base import create_model as create_model
+from perceptiq.models._base import list_models as list_models
+from perceptiq.models._base import load_model as load_model
+from perceptiq.models._base import save_model as save_model
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "MODELS",
+    "ModelConfig",
+    "QualityModel",
+    "WeightsError",
+    "clip_prompt",
+    "create_model",
+    "ensemble",
+    "face_lite",
+    "hybrid_vit_cnn",
+    "list_models",
+    "load_model",
+    "nss_mlp",
+    "rank_rectifier",
+    "save_model",
+    "t2i_alignment",
+    "t2i_structure",
+    "ultra_fr",
+]

@@ -1,0 +1,87 @@
+"""timm backbones built from config: never downloaded, optionally loaded from a local checkpoint.
+
+Local weights go through timm's own loader (``pretrained_cfg_overlay=dict(file=...)``), which drops
+a classifier that does not fit, renames keys for ``features_only`` wrappers and resamples ViT
+position embeddings to another input size.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from perceptiq.errors import InputError
+from perceptiq.models._base import WeightsError
+
+__all__ = ["create_backbone", "check_checkpoint_keys", "Normalise"]
+
+
+def create_backbone(
+    name: str, options: dict[str, Any], weights: str | None = None, **fixed: Any
+) -> nn.Module:
+    """``timm.create_model(name, **fixed, **options)`` without downloading; ``weights`` a local file.
+
+    Args:
+        name: timm model name.
+        options: user keyword arguments of the config (``backbone_kwargs``), applied last.
+        weights: optional local checkpoint (``.pth``/``.bin``/``.safetensors`` state dict saved by timm).
+        fixed: keyword arguments the family needs (``num_classes=0``, ``features_only=True``, ...).
+    """
+    import timm
+
+    if not timm.is_model(name):
+        raise InputError(f"unknown timm model {name!r} (see timm.list_models())")
+    kwargs = {**fixed, **options}
+    if weights is None:
+        return timm.create_model(name, pretrained=False, **kwargs)
+    path = Path(weights)
+    if not path.is_file():
+        raise WeightsError(f"{path}: backbone weights not found")
+    check_checkpoint_keys(name, options, path)
+    try:
+        return timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **kwargs)
+    except (RuntimeError, KeyError, ValueError, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise WeightsError(f"{path}: does not fit timm backbone {name!r} ({first})") from None
+
+
+def check_checkpoint_keys(name: str, options: dict[str, Any], path: Path) -> None:
+    """Raise :class:`WeightsError` unless the checkpoint's keys are those of timm model ``name``.
+
+    timm's own loader turns strict checking off whenever it drops a classifier, so a checkpoint of
+    another architecture would load nothing without an error. The keys are compared with those of the
+    plain model (built on the meta device, so nothing is allocated); classifier keys may differ.
+    """
+    import timm
+    from timm.models import load_state_dict
+
+    try:
+        state = load_state_dict(str(path))
+    except Exception as err:  # noqa: BLE001 - torch/safetensors raise several error types
+        raise WeightsError(f"{path}: not a readable checkpoint ({type(err).__name__})") from None
+    plain = timm.create_model(name, pretrained=False, device="meta", **options)
+    classifier = plain.pretrained_cfg.get("classifier") or ()
+    prefixes = tuple(f"{c}." for c in ((classifier,) if isinstance(classifier, str) else classifier))
+    own = set(plain.state_dict())
+    missing = sorted(k for k in own - set(state) if not k.startswith(prefixes))
+    unexpected = sorted(k for k in set(state) - own if not k.startswith(prefixes))
+    if missing or unexpected:
+        raise WeightsError(
+            f"{path}: does not fit timm backbone {name!r} ({len(missing)} missing key(s), e.g. "
+            f"{missing[:3]}; {len(unexpected)} unexpected key(s), e.g. {unexpected[:3]})"
+        )
+
+
+class Normalise(nn.Module):
+    """``(x - mean) / std`` per channel, for images in [0, 1]; the constants are not saved."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std

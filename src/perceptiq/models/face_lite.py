@@ -1,0 +1,136 @@
+"""Lightweight face IQA models: a timm backbone plus a regression head (seed 004, VQualA 2025 FIQA).
+
+The challenge limits a model to 0.5 GFLOPs (counted as multiply-accumulates, PROTOCOLS §6) and 5M
+parameters per forward pass; the baseline is MobileNetV2 on 224x224 crops, the winners used
+EdgeNeXt-XXS, MobileNetV3 and RegNetY backbones. Scores are unbounded regression outputs on the
+training MOS scale, higher = better. Input policy: the baseline's test-time mean over random 224
+crops (20 in the report) by default.
+
+Backbones come from ``timm.create_model(name, pretrained=False, num_classes=0)``: built from config,
+never downloaded. Pretrained backbone weights are loaded only from a local file
+(``backbone_weights=``), e.g. a checkpoint saved by timm itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from perceptiq.functional.patches import InputPolicy
+from perceptiq.models._base import ModelConfig, QualityModel, WeightsError, register_family, register_model
+
+__all__ = ["FaceLiteConfig", "FaceLiteModel"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class FaceLiteConfig(ModelConfig):
+    """Configuration of :class:`FaceLiteModel`.
+
+    Attributes:
+        backbone: timm model name (e.g. ``mobilenetv3_small_100``, ``edgenext_xx_small``, ``regnety_004``).
+        backbone_kwargs: extra keyword arguments of ``timm.create_model`` (e.g. tiny test widths).
+        head_hidden: hidden width of the MLP head (0 = a single linear layer).
+        dropout: dropout before the last layer.
+        input_size: training/test crop side.
+        mean, std: input normalisation (ImageNet by default).
+        backbone_weights: optional local checkpoint of the backbone (timm/torch state dict or safetensors).
+    """
+
+    family = "face_lite"
+    backbone: str = "mobilenetv3_small_100"
+    backbone_kwargs: dict[str, Any] = field(default_factory=dict)
+    head_hidden: int = 128
+    dropout: float = 0.1
+    input_size: int = 224
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    backbone_weights: str | None = None
+    input_policy: InputPolicy = field(
+        default_factory=lambda: InputPolicy(mode="random_patches", tile_size=224, num_patches=20, seed=0)
+    )
+
+
+def _load_backbone_state(backbone: nn.Module, path: str) -> None:
+    from pathlib import Path
+
+    file = Path(path)
+    if not file.exists():
+        raise WeightsError(f"{file}: backbone weights not found")
+    if file.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(file))
+    else:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    state = {k: v for k, v in state.items() if not k.startswith(("classifier.", "head.fc.", "fc."))}
+    missing, unexpected = backbone.load_state_dict(state, strict=False)
+    if unexpected or [k for k in missing if not k.startswith(("classifier", "head.fc", "fc"))]:
+        raise WeightsError(
+            f"{file}: does not fit backbone (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
+
+
+@register_family("face_lite")
+class FaceLiteModel(QualityModel):
+    """timm backbone -> global pooled features -> MLP -> one score."""
+
+    config_class = FaceLiteConfig
+
+    def __init__(self, config: FaceLiteConfig) -> None:
+        super().__init__(config)
+        import timm
+
+        self.backbone = timm.create_model(
+            config.backbone, pretrained=False, num_classes=0, **config.backbone_kwargs
+        )
+        if config.backbone_weights:
+            _load_backbone_state(self.backbone, config.backbone_weights)
+        width = getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features
+        if config.head_hidden > 0:
+            self.head = nn.Sequential(
+                nn.Linear(width, config.head_hidden),
+                nn.GELU(),
+                nn.Dropout(config.dropout),
+                nn.Linear(config.head_hidden, 1),
+            )
+        else:
+            self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(width, 1))
+        self.register_buffer("mean", torch.tensor(config.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(config.std).view(1, 3, 1, 1), persistent=False)
+
+    def forward_features(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, h, w) in [0, 1] -> pooled features (B, num_features)."""
+        return self.backbone((images - self.mean) / self.std)
+
+    def forward(self, images: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.forward_features(images)).squeeze(-1)
+
+
+@register_model("face_lite_mobilenetv3")
+def face_lite_mobilenetv3() -> FaceLiteConfig:
+    """MobileNetV3-Small 1.0 (about 1.0M parameters with the head, 0.06 GMACs at 224)."""
+    return FaceLiteConfig(backbone="mobilenetv3_small_100")
+
+
+@register_model("face_lite_edgenext")
+def face_lite_edgenext() -> FaceLiteConfig:
+    """EdgeNeXt-XX-Small, the student of the challenge's distillation winner."""
+    return FaceLiteConfig(backbone="edgenext_xx_small")
+
+
+@register_model("face_lite_regnety")
+def face_lite_regnety() -> FaceLiteConfig:
+    """RegNetY-400MF with a regression head."""
+    return FaceLiteConfig(backbone="regnety_004")
+
+
+@register_model("face_lite_mobilenetv2")
+def face_lite_mobilenetv2() -> FaceLiteConfig:
+    """MobileNetV2 1.0, the challenge baseline (224 crops, linear head)."""
+    return FaceLiteConfig(backbone="mobilenetv2_100", head_hidden=0, dropout=0.0)

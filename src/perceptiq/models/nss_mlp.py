@@ -1,0 +1,120 @@
+"""Blind quality from natural-scene statistics and a small MLP ensemble: perceptiq's default NR model.
+
+A fixed, parameter-free descriptor (:func:`perceptiq.functional.nr.quality_features.quality_features`:
+multi-scale BRISQUE statistics of luminance and opponent colour, exposure, sharpness, spectrum,
+noise and blocking cues; Mittal et al. 2012, Ghadiyaram & Bovik 2017) is standardised with the
+training set's statistics and mapped to quality by the mean of ``n_members`` small MLPs trained from
+different seeds (a deep-ensemble average). Everything learned is in the MLPs (a few thousand
+parameters each); the descriptor costs a few convolutions and an FFT per scale.
+
+Resolution policy: images whose shorter side exceeds ``short_side`` are first resized (aspect ratio
+kept, antialiased) to that shorter side, the scale of the training images (CLIVE: 500 x 500), so 2K,
+4K and 8K inputs are judged at the scale the model learned. Smaller images are used as they are
+(at least 64 x 64). Scores are on the training MOS scale (CLIVE: 0-100), higher = better.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from perceptiq.functional.nr.quality_features import FEATURE_DIM, quality_features
+from perceptiq.functional.patches import InputPolicy
+from perceptiq.models._base import ModelConfig, QualityModel, register_family, register_model
+
+__all__ = ["NSSMLPConfig", "NSSMLPModel", "resize_short_side"]
+
+
+@dataclass
+class NSSMLPConfig(ModelConfig):
+    """Configuration of :class:`NSSMLPModel`.
+
+    Attributes:
+        hidden: hidden width of each member MLP.
+        dropout: dropout on the input features and the hidden layer (training only).
+        n_members: number of MLPs averaged.
+        short_side: larger images are resized to this shorter side before the descriptor.
+        mos_range: nominal range of the training MOS scale (reported as ``score_range``).
+    """
+
+    family = "nss_mlp"
+    hidden: int = 64
+    dropout: float = 0.2
+    n_members: int = 5
+    short_side: int = 512
+    mos_range: tuple[float, float] = (0.0, 100.0)
+    input_policy: InputPolicy = field(default_factory=InputPolicy)
+
+
+def resize_short_side(images: torch.Tensor, short_side: int) -> torch.Tensor:
+    """Antialiased bicubic resize so that min(H, W) == ``short_side`` when it is larger; else unchanged."""
+    h, w = images.shape[-2:]
+    if min(h, w) <= short_side:
+        return images
+    scale = short_side / min(h, w)
+    size = (max(short_side, round(h * scale)), max(short_side, round(w * scale)))
+    return F.interpolate(images, size=size, mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
+
+
+@register_family("nss_mlp")
+class NSSMLPModel(QualityModel):
+    """Descriptor -> standardisation (buffers) -> mean of member MLPs -> MOS scale (buffers)."""
+
+    config_class = NSSMLPConfig
+
+    def __init__(self, config: NSSMLPConfig) -> None:
+        super().__init__(config)
+        self.members = nn.ModuleList(
+            nn.Sequential(
+                nn.Dropout(config.dropout / 2),
+                nn.Linear(FEATURE_DIM, config.hidden),
+                nn.GELU(),
+                nn.Dropout(config.dropout),
+                nn.Linear(config.hidden, 1),
+            )
+            for _ in range(config.n_members)
+        )
+        self.register_buffer("feature_mean", torch.zeros(FEATURE_DIM))
+        self.register_buffer("feature_std", torch.ones(FEATURE_DIM))
+        self.register_buffer("target_mean", torch.zeros(()))
+        self.register_buffer("target_std", torch.ones(()))
+
+    @property
+    def score_range(self) -> tuple[float, float]:  # type: ignore[override]
+        return tuple(self.config.mos_range)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """The fixed descriptor (B, FEATURE_DIM) of images (B, 3, H, W) in [0, 1], after the resize policy."""
+        return quality_features(resize_short_side(images, self.config.short_side))
+
+    def set_standardisation(self, features: torch.Tensor, targets: torch.Tensor) -> None:
+        """Store the training set's feature and target statistics (call before training)."""
+        self.feature_mean.copy_(features.mean(0))
+        self.feature_std.copy_(features.std(0).clamp_min(1e-8))
+        self.target_mean.copy_(targets.mean())
+        self.target_std.copy_(targets.std().clamp_min(1e-8))
+
+    def head(self, features: torch.Tensor, member: int | None = None) -> torch.Tensor:
+        """Standardised predictions (B,) of one member, or the ensemble mean when ``member`` is None."""
+        z = ((features - self.feature_mean) / self.feature_std).to(self.members[0][1].weight.dtype)
+        if member is not None:
+            return self.members[member](z).squeeze(-1)
+        return torch.stack([m(z).squeeze(-1) for m in self.members]).mean(0)
+
+    def forward(self, images: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.features(images)) * self.target_std + self.target_mean
+
+
+@register_model("nss_mlp")
+def nss_mlp() -> NSSMLPConfig:
+    """The default architecture (random heads; use ``perceptiq_nr`` for the trained weights)."""
+    return NSSMLPConfig()
+
+
+@register_model("perceptiq_nr", packaged_weights="perceptiq_nr")
+def perceptiq_nr() -> NSSMLPConfig:
+    """perceptiq's default no-reference model, trained on the CLIVE development split (see its model card)."""
+    return NSSMLPConfig()

@@ -1,0 +1,109 @@
+"""The learned-model API: registry, config round trip, safetensors save/load, hub errors, scoring policy."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from perceptiq.errors import RegistryError
+from perceptiq.functional.patches import InputPolicy
+from perceptiq.models import WeightsError, create_model, list_models, load_model, save_model
+from perceptiq.models.face_lite import FaceLiteConfig
+
+TINY = {"backbone": "mobilenetv3_small_050", "head_hidden": 16, "input_policy": InputPolicy(mode="full")}
+
+
+def test_registry_lists_and_suggests():
+    assert {"face_lite_mobilenetv3", "face_lite_edgenext", "face_lite_regnety"} <= set(list_models())
+    with pytest.raises(RegistryError, match="did you mean face_lite_regnety"):
+        create_model("face_lite_regnet")
+    with pytest.raises(Exception, match="has no option"):
+        create_model("face_lite_mobilenetv3", nonsense=1)
+
+
+def test_config_json_round_trip():
+    cfg = FaceLiteConfig(backbone="regnety_004", input_policy=InputPolicy(mode="tiles", tile_size=(224, 160)))
+    again = FaceLiteConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again == cfg
+
+
+def test_save_load_is_bit_exact_and_deterministic(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("face_lite_mobilenetv3", **TINY)
+    x = torch.rand(3, 3, 96, 128)
+    first = model.score(x)
+    assert torch.equal(first, model.score(x))
+    save_model(model, tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert torch.equal(loaded.score(x), first)
+    via_create = create_model("face_lite_mobilenetv3", weights=tmp_path / "m")
+    assert torch.equal(via_create.score(x), first)
+
+
+def test_weight_errors_are_clear(tmp_path):
+    model = create_model("face_lite_mobilenetv3", **TINY)
+    save_model(model, tmp_path / "m")
+    with pytest.raises(WeightsError, match="shape mismatch|missing key"):
+        create_model(
+            "face_lite_mobilenetv3",
+            weights=tmp_path / "m" / "model.safetensors",
+            **{**TINY, "head_hidden": 8},
+        )
+    with pytest.raises(WeightsError, match="not in the local cache and cannot be downloaded"):
+        create_model("face_lite_mobilenetv3", weights="perceptiq-test/no-such-repo")
+    with pytest.raises(WeightsError, match="no such file"):
+        create_model("face_lite_mobilenetv3", weights=str(tmp_path / "nowhere" / "x"))
+
+
+def test_loads_a_backbone_saved_by_timm_itself(tmp_path):
+    import timm
+
+    reference = timm.create_model("mobilenetv3_small_050", pretrained=False, num_classes=0)
+    torch.save(reference.state_dict(), tmp_path / "backbone.pth")
+    model = create_model("face_lite_mobilenetv3", **TINY, backbone_weights=str(tmp_path / "backbone.pth"))
+    for name, tensor in reference.state_dict().items():
+        assert torch.equal(model.backbone.state_dict()[name], tensor)
+
+
+def test_one_training_step_lowers_the_loss_on_a_repeated_batch():
+    torch.manual_seed(0)
+    model = create_model("face_lite_mobilenetv3", **TINY, dropout=0.0)
+    x, y = torch.rand(4, 3, 64, 64), torch.tensor([1.0, 2.0, 3.0, 4.0])
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+    losses = []
+    for _ in range(5):
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+
+
+def test_random_patch_policy_averages_patch_scores():
+    torch.manual_seed(0)
+    policy = InputPolicy(mode="random_patches", tile_size=64, num_patches=5, seed=3)
+    model = create_model("face_lite_mobilenetv3", **{**TINY, "input_policy": policy}).eval()
+    x = torch.rand(1, 3, 100, 120)
+    from perceptiq.functional.patches import crop_boxes, policy_boxes
+
+    boxes = policy_boxes(100, 120, policy)
+    with torch.no_grad():
+        expected = model(crop_boxes(x, boxes)).mean()
+    assert model.score(x).item() == pytest.approx(expected.item(), abs=1e-6)
+
+
+def test_a_model_is_usable_as_a_metric(tmp_path):
+    from perceptiq.metrics import create_metric
+
+    torch.manual_seed(0)
+    model = create_model("face_lite_mobilenetv3", **TINY)
+    save_model(model, tmp_path / "m")
+    metric = create_metric("model", weights=str(tmp_path / "m"))
+    x = torch.rand(2, 3, 64, 64)
+    assert torch.equal(metric(x), model.score(x))
+    assert not metric.needs_reference
+    assert metric.lower_is_better is False
