@@ -25,7 +25,8 @@ def main() -> None:
     a = 1 / (1 + np.exp(-(quality - 3) * 1.2)) + rng.normal(0, 0.05, n)
     b = 1 / (1 + np.exp(-(quality - 3) * 1.2)) + rng.normal(0, 0.12, n)
     OUT.mkdir(exist_ok=True)
-    pd.DataFrame({"id": ids, "mos": mos.round(4), "mos_std": mos_std.round(4)}).to_csv(OUT / "mos.csv", index=False)
+    truth = pd.DataFrame({"id": ids, "mos": mos.round(4), "mos_std": mos_std.round(4)})
+    truth.to_csv(OUT / "mos.csv", index=False)
     pd.DataFrame({"id": ids, "score": a.round(5)}).to_csv(OUT / "predictions.csv", index=False)
     pd.DataFrame({"id": ids, "score": b.round(5)}).to_csv(OUT / "predictions_b.csv", index=False)
 

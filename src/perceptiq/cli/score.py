@@ -1,0 +1,188 @@
+"""``perceptiq score``, ``perceptiq metrics`` and ``perceptiq samples``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from perceptiq.cli._app import app
+from perceptiq.cli._common import console, err_console, fmt, handle_errors, parse_options, print_json
+from perceptiq.errors import InputError
+from perceptiq.functional.patches import InputPolicy
+from perceptiq.io.images import LoadedImage, find_images
+from perceptiq.models._base import DEFAULT_MODEL
+from perceptiq.scoring import metric_scorer, model_scorer, pair_references, score_files
+
+
+def _progress(items: Iterator[LoadedImage], total: int) -> Iterator[LoadedImage]:
+    columns = (TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task("scoring", total=total)
+        for item in items:
+            yield item
+            bar.advance(task)
+
+
+def _policy(mode: str, tile: int, patches: int, seed: int) -> InputPolicy | None:
+    if mode == "full":
+        return None
+    return InputPolicy(mode=mode, tile_size=tile, num_patches=patches, seed=seed, border="shift")
+
+
+@app.command("score")
+@handle_errors
+def score_command(
+    paths: Annotated[list[Path], typer.Argument(help="Image files and/or folders (searched recursively).")],
+    metric: Annotated[
+        str | None, typer.Option("--metric", "-m", help="Metric name; `perceptiq metrics` lists them.")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Learned model name (see perceptiq.list_models()).")
+    ] = None,
+    weights: Annotated[
+        str | None, typer.Option(help="Model weights: directory, .safetensors file or hub id.")
+    ] = None,
+    ref: Annotated[
+        Path | None,
+        typer.Option("--ref", help="References: a folder (paired by file name) or a manifest (image, ref)."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Results file: .csv, .jsonl or .parquet.")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Skip images already scored in --out and continue it.")
+    ] = False,
+    device: Annotated[str, typer.Option(help="cpu or cuda[:N].")] = "cpu",
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Images per batch (same-size images are stacked).")
+    ] = 8,
+    workers: Annotated[int, typer.Option(min=0, help="Decoding threads.")] = 2,
+    policy: Annotated[str, typer.Option(help="full, tiles, random_patches or resize_budget.")] = "full",
+    tile: Annotated[int, typer.Option(help="Tile/patch side for --policy tiles/random_patches.")] = 512,
+    patches: Annotated[int, typer.Option(help="Number of random patches.")] = 16,
+    seed: Annotated[int, typer.Option(help="Seed of random patches.")] = 0,
+    option: Annotated[
+        list[str] | None,
+        typer.Option("--option", help="Metric option KEY=VALUE (repeatable), e.g. color_space=y."),
+    ] = None,
+    max_pixels: Annotated[
+        int | None, typer.Option(help="Refuse images with more pixels (bomb guard).")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+) -> None:
+    """Score images with a metric or a learned model (default: perceptiq_nr); broken images are reported.
+
+    Without --metric or --model, images are scored by perceptiq's default no-reference model
+    (perceptiq_nr, trained on CLIVE; higher = better, 0-100). A broken image is reported in the
+    output with its error and the run goes on.
+
+    Exit code 0 when every image was scored, 1 when any failed (see the error column).
+
+    Example: perceptiq score samples/distorted --ref samples/manifest.csv --metric ssim --out scores.csv
+    """
+    if metric is not None and (model is not None or weights is not None):
+        raise InputError("name either --metric or --model/--weights, not both")
+    files = find_images(paths)
+    if not files:
+        raise InputError(f"no image files found in {', '.join(map(str, paths))}")
+    if metric is not None:
+        scorer = metric_scorer(
+            metric, device=device, policy=_policy(policy, tile, patches, seed), **parse_options(option)
+        )
+    else:
+        if model is None and weights is None:
+            model = DEFAULT_MODEL  # no metric or model named: perceptiq's default NR model
+        scorer = model_scorer(model, weights=weights, device=device)
+    references = None
+    if scorer.needs_reference:
+        if ref is None:
+            raise InputError(
+                f"{scorer.name} is full-reference: give the references with --ref DIR_OR_MANIFEST"
+            )
+        references = pair_references(files, ref)
+    summary = score_files(
+        files,
+        scorer,
+        references=references,
+        output=out,
+        resume=resume,
+        workers=workers,
+        batch_size=batch_size,
+        max_pixels=max_pixels,
+        progress=_progress,
+    )
+    if json_output:
+        print_json(summary.rows)
+    else:
+        table = Table(
+            title=f"{scorer.name}: {summary.scored} scored, {summary.failed} failed, "
+            f"{summary.skipped} skipped"
+        )
+        table.add_column("image")
+        table.add_column("score", justify="right")
+        table.add_column("error")
+        for row in summary.rows[:50]:
+            table.add_row(str(row["image"]), fmt(row["score"]), str(row["error"] or ""))
+        if len(summary.rows) > 50:
+            table.add_row(f"... {len(summary.rows) - 50} more rows", "", "")
+        console.print(table)
+        if out is not None:
+            console.print(f"results written to {out}")
+    for path, error in summary.failures:
+        err_console.print(f"[red]failed:[/] {path}: {error}", soft_wrap=True)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+@app.command("metrics")
+def metrics_command(json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List the registered metrics: kind, direction and range."""
+    from perceptiq.metrics import METRICS
+
+    rows = []
+    for name in METRICS.names():
+        cls = METRICS.get(name)
+        rows.append(
+            {
+                "name": name,
+                "kind": cls.kind,
+                "lower_is_better": cls.lower_is_better,
+                "score_range": cls.score_range,
+                "differentiable": cls.is_differentiable,
+                "summary": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",
+            }
+        )
+    if json_output:
+        print_json(rows)
+        return
+    table = Table(title="metrics")
+    for col in ("name", "kind", "better", "range", "summary"):
+        table.add_column(col)
+    for row in rows:
+        better = "lower" if row["lower_is_better"] else "higher"
+        table.add_row(row["name"], row["kind"], better, str(row["score_range"] or "-"), row["summary"])
+    console.print(table)
+
+
+@app.command("samples")
+@handle_errors
+def samples_command(
+    directory: Annotated[Path, typer.Argument(help="Folder to write the sample images into.")],
+) -> None:
+    """Write public-domain photos bundled with scikit-image and graded distortions of them.
+
+    Layout: reference/*.png, distorted/<photo>_<distortion>_<1..3>.png, manifest.csv (image, ref, ...).
+    """
+    from perceptiq.data.samples import write_samples
+
+    manifest = write_samples(directory)
+    console.print(
+        f"wrote {manifest['photo'].nunique()} reference photos and {len(manifest)} distorted images "
+        f"to {directory}/ "
+        f"(manifest: {directory / 'manifest.csv'})"
+    )
