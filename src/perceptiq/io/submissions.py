@@ -30,6 +30,7 @@ from perceptiq.io.tables import (
     ID_CANDIDATES,
     MOS_CANDIDATES,
     PRED_CANDIDATES,
+    check_id_overlap,
     join_tables,
     numeric_column,
     pick_column,
@@ -118,17 +119,7 @@ def read_evalmuse_json(path: str | Path) -> dict[str, tuple[float, dict[str, flo
 def _match_keys(
     pred_keys: set[str], gt_keys: set[str], pred_path: Path, gt_path: Path, allow_missing: bool
 ) -> list[str]:
-    only_gt = sorted(gt_keys - pred_keys)
-    only_pred = sorted(pred_keys - gt_keys)
-    if (only_gt or only_pred) and not allow_missing:
-        parts = []
-        if only_gt:
-            parts.append(f"{len(only_gt)} ground-truth image(s) have no prediction, e.g. {only_gt[:5]}")
-        if only_pred:
-            parts.append(
-                f"{len(only_pred)} predicted image(s) are not in {gt_path.name}, e.g. {only_pred[:5]}"
-            )
-        raise DataFileError(pred_path, "; ".join(parts) + " (use --allow-missing to evaluate the common ids)")
+    check_id_overlap(pred_keys, gt_keys, pred_path, gt_path, allow_missing, "image")
     common = sorted(gt_keys & pred_keys)
     if not common:
         raise DataFileError(pred_path, f"no image in common with {gt_path}")

@@ -26,6 +26,7 @@ __all__ = [
     "numeric_column",
     "Joined",
     "join_tables",
+    "check_id_overlap",
 ]
 
 ID_CANDIDATES = ("id", "image", "img", "img_path", "image_name", "name", "filename", "file", "path")
@@ -137,6 +138,28 @@ def _ids(frame: pd.DataFrame, column: str, path: str | Path) -> pd.Series:
     return ids
 
 
+def check_id_overlap(
+    pred_ids: set[str],
+    gt_ids: set[str],
+    pred_path: str | Path,
+    gt_path: str | Path,
+    allow_missing: bool,
+    what: str,
+) -> tuple[list[str], list[str]]:
+    """Ids only predicted and ids only in the ground truth; an error naming both unless ``allow_missing``."""
+    only_pred, only_gt = sorted(pred_ids - gt_ids), sorted(gt_ids - pred_ids)
+    if (only_pred or only_gt) and not allow_missing:
+        parts = []
+        if only_gt:
+            parts.append(f"{len(only_gt)} ground-truth {what}(s) have no prediction, e.g. {only_gt[:5]}")
+        if only_pred:
+            parts.append(
+                f"{len(only_pred)} predicted {what}(s) are not in {Path(gt_path).name}, e.g. {only_pred[:5]}"
+            )
+        raise DataFileError(pred_path, "; ".join(parts) + " (use --allow-missing to evaluate the common ids)")
+    return only_pred, only_gt
+
+
 @dataclass(frozen=True)
 class Joined:
     """Predictions and ground truth matched by id (in the ground truth's row order)."""
@@ -177,17 +200,7 @@ def join_tables(
     pcol = pick_column(pf, pred_path, pred_col, PRED_CANDIDATES, "prediction", exclude=(pid,))
     gcol = pick_column(gf, gt_path, gt_col, MOS_CANDIDATES, "ground-truth (MOS)", exclude=(gid,))
     p_ids, g_ids = _ids(pf, pid, pred_path), _ids(gf, gid, gt_path)
-    only_pred = sorted(set(p_ids) - set(g_ids))
-    only_gt = sorted(set(g_ids) - set(p_ids))
-    if (only_pred or only_gt) and not allow_missing:
-        parts = []
-        if only_gt:
-            parts.append(f"{len(only_gt)} ground-truth id(s) have no prediction, e.g. {only_gt[:5]}")
-        if only_pred:
-            parts.append(
-                f"{len(only_pred)} predicted id(s) are not in {Path(gt_path).name}, e.g. {only_pred[:5]}"
-            )
-        raise DataFileError(pred_path, "; ".join(parts) + " (use --allow-missing to evaluate the common ids)")
+    only_pred, only_gt = check_id_overlap(set(p_ids), set(g_ids), pred_path, gt_path, allow_missing, "id")
     common = g_ids[g_ids.isin(set(p_ids))]
     if common.empty:
         raise DataFileError(pred_path, f"no id in common with {gt_path} (id columns {pid!r} and {gid!r})")
