@@ -305,6 +305,24 @@ def test_pad_symmetric_matches_numpy():
     np.testing.assert_array_equal(got, np.pad(x[0].numpy(), ((2, 1), (3, 5)), mode="symmetric"))
 
 
+def test_filter_helpers_reject_bad_arguments():
+    x = torch.rand(1, 1, 8, 8)
+    with pytest.raises(InputError, match="padding"):
+        _filters.box_downsample(x, 2, pad="reflect")
+    with pytest.raises(InputError, match="factor"):
+        _filters.box_downsample(x, 0)
+    with pytest.raises(InputError, match="odd"):
+        _filters.gaussian_taps(10, 1.5)
+    with pytest.raises(InputError, match="sigma"):
+        _filters.gaussian_taps(11, 0.0)
+    with pytest.raises(InputError, match="smaller than"):
+        _filters.correlate1d_valid(x, _filters.gaussian_taps(11, 1.5), dim=3)
+    with pytest.raises(InputError, match="RGB"):
+        _color.rgb_to_y(x)
+    with pytest.raises(InputError, match="colour space"):
+        _color.to_color_space(x, "lab")
+
+
 def test_matlab_downsample_factor_rounds_half_up():
     from perceptiq.functional.fr.ssim import matlab_downsample_factor
 

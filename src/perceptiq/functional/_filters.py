@@ -39,7 +39,7 @@ __all__ = [
     "box_downsample",
 ]
 
-PadMode = Literal["symmetric", "zeros", "replicate"]
+PadMode = Literal["symmetric", "zeros"]
 
 
 def matlab_round(value: float) -> int:
@@ -131,8 +131,6 @@ def box_downsample(x: torch.Tensor, factor: int, pad: PadMode = "symmetric") -> 
         x = pad_symmetric(x, before, rows_after, before, cols_after)
     elif pad == "zeros":
         x = F.pad(x, (before, cols_after, before, rows_after))
-    elif pad == "replicate":
-        x = F.pad(x, (before, cols_after, before, rows_after), mode="replicate")
     else:
-        raise InputError(f"unknown padding {pad!r}; use 'symmetric', 'zeros' or 'replicate'")
+        raise InputError(f"unknown padding {pad!r}; use 'symmetric' or 'zeros'")
     return F.avg_pool2d(x, factor, stride=factor)
