@@ -13,6 +13,7 @@ the files to fetch.
 from __future__ import annotations
 
 import abc
+import contextlib
 import dataclasses
 import json
 from collections.abc import Callable
@@ -254,10 +255,8 @@ def _hub_snapshot(repo_id: str) -> Path:
     except ImportError as err:
         raise WeightsError(f"{repo_id}: loading from the hub needs `pip install huggingface_hub`") from err
     patterns = [CONFIG_FILE, WEIGHTS_FILE]
-    try:
+    with contextlib.suppress(Exception):  # not in the local cache: try the network next
         return Path(snapshot_download(repo_id, allow_patterns=patterns, local_files_only=True))
-    except Exception:  # noqa: BLE001 - not in the cache: try the network next
-        pass
     try:
         return Path(snapshot_download(repo_id, allow_patterns=patterns))
     except Exception as err:  # noqa: BLE001 - any hub/network failure becomes one clear line
