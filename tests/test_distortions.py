@@ -21,6 +21,7 @@ from PIL import Image
 from scipy import ndimage
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from conftest import SHARED_DATA, shared_data
 from perceptiq.data import distortions as D
 from perceptiq.data.distortions.blur import disk_kernel
 from perceptiq.data.distortions.resampling import lanczos_matrix
@@ -40,7 +41,7 @@ from perceptiq.errors import DataFileError, InputError, RegistryError
 from perceptiq.io.images import read_image, save_image
 from perceptiq.metrics import create_metric
 
-PRISTINE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "pristine_natural"
+PRISTINE_DIR = SHARED_DATA / "pristine_natural"
 PHOTOS = ("kodak24/kodim05.webp", "mcmaster/03.webp", "urban100/img_009.webp")
 JP2 = D.jpeg2000_available()
 NO_JP2 = "this Pillow build has no OpenJPEG (PIL.features.check('jpg_2000') is False)"
@@ -87,11 +88,10 @@ def _single_thread():
 @pytest.fixture(scope="module")
 def photos() -> list[torch.Tensor]:
     """Centre crops 192 x 192 of three pristine photos (Kodak, McMaster, Urban100)."""
-    if not PRISTINE_DIR.exists():
-        pytest.skip(f"{PRISTINE_DIR} not available (../shared/data is not beside the repository)")
+    folder = shared_data(*PRISTINE_DIR.relative_to(SHARED_DATA).parts)
     out = []
     for name in PHOTOS:
-        x = read_image(PRISTINE_DIR / name)
+        x = read_image(folder / name)
         h, w = x.shape[-2:]
         out.append(x[..., (h - 192) // 2 : (h + 192) // 2, (w - 192) // 2 : (w + 192) // 2].contiguous())
     return out

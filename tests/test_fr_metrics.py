@@ -24,12 +24,13 @@ import torch
 from PIL import Image
 
 import perceptiq.metrics.fr  # noqa: F401  (registers the metrics)
+from conftest import SHARED_DATA, shared_data
 from perceptiq.errors import InputError
 from perceptiq.functional import _color, _filters
 from perceptiq.functional.fr import fsim, gmsd, ms_ssim, psnr, ssim, vif_p
 from perceptiq.metrics.base import Metric, create_metric, list_metrics
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = SHARED_DATA
 CALIBRATION = DATA / "calibration"
 TID_NAMES = ["I03", "I04", "I06", "I08", "I19"]
 
@@ -93,9 +94,7 @@ def load_image(path: Path) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def tid_pairs() -> tuple[torch.Tensor, torch.Tensor]:
-    if not (CALIBRATION / "tid2013_pairs").is_dir():
-        pytest.skip(f"{CALIBRATION / 'tid2013_pairs'} not available")
-    root = CALIBRATION / "tid2013_pairs"
+    root = shared_data("calibration", "tid2013_pairs")
     dist = torch.cat([load_image(root / "dist" / f"{n}.png") for n in TID_NAMES])
     ref = torch.cat([load_image(root / "ref" / f"{n}.png") for n in TID_NAMES])
     return dist, ref
@@ -103,9 +102,7 @@ def tid_pairs() -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def tid_official() -> dict[str, list[float]]:
-    path = CALIBRATION / "tid2013_pairs" / "official_values.csv"
-    if not path.exists():
-        pytest.skip(f"{path} not available")
+    path = shared_data("calibration", "tid2013_pairs", "official_values.csv")
     with path.open() as f:
         rows = {row["Method"]: row for row in csv.DictReader(f)}
     return {name: [float(row[f"{n}.bmp"]) for n in TID_NAMES] for name, row in rows.items()}
@@ -113,10 +110,7 @@ def tid_official() -> dict[str, list[float]]:
 
 @pytest.fixture(scope="module")
 def pristine() -> torch.Tensor:
-    path = DATA / "pristine_natural" / "kodak24" / "kodim23.webp"
-    if not path.exists():
-        pytest.skip(f"{path} not available")
-    return load_image(path)[..., 40:232, 60:300]
+    return load_image(shared_data("pristine_natural", "kodak24", "kodim23.webp"))[..., 40:232, 60:300]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -511,10 +505,7 @@ def test_blur_ladder_on_pristine_image(name, pristine):
 @needs_data
 @pytest.mark.parametrize("name", FR_NAMES)
 def test_noise_ladder_on_clive_image(name):
-    path = DATA / "clive" / "images" / "101.webp"
-    if not path.exists():
-        pytest.skip(f"{path} not available")
-    ref = load_image(path)[..., :200, :240]
+    ref = load_image(shared_data("clive", "images", "101.webp"))[..., :200, :240]
     g = torch.Generator().manual_seed(13)
     noise = torch.randn(ref.shape, generator=g)
     ladder = torch.cat([(ref + s * noise).clamp(0, 1) for s in (0.02, 0.05, 0.1, 0.2)])

@@ -7,29 +7,24 @@ or read from the reference worked cases in ../shared/docs/protocol_cases.
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from scipy import stats
 
+from conftest import load_case_file
 from perceptiq import losses
 from perceptiq.errors import InputError
 from perceptiq.losses import functional as F
 
-CASES = Path(__file__).resolve().parents[1].parent / "shared" / "docs" / "protocol_cases"
 D = torch.float64
 
 
 def _case(name: str) -> dict:
-    path = CASES / name
-    if not path.exists():
-        pytest.skip(f"worked cases not found: {path} (needs ../shared beside the repo)")
-    return json.loads(path.read_text())
+    return load_case_file(name)
 
 
 def _t(x: object) -> torch.Tensor:

@@ -6,32 +6,26 @@ compared with the reference implementation's outputs in ../shared/docs/protocol_
 
 from __future__ import annotations
 
-import json
 import math
 import pickle
 import random
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from scipy import stats
 
+from conftest import load_case_file
 from perceptiq.errors import InputError
 from perceptiq.training import rl
 from perceptiq.training.rl import ParseStatus
 
-CASES = Path(__file__).resolve().parents[1].parent / "shared" / "docs" / "protocol_cases"
-
 
 @pytest.fixture(scope="module")
 def vq() -> dict:
-    path = CASES / "visualquality_r1_reward.json"
-    if not path.exists():
-        pytest.skip(f"worked cases not found: {path} (needs ../shared beside the repo)")
-    return json.loads(path.read_text())
+    return load_case_file("visualquality_r1_reward.json")
 
 
 def _reference_reward(
