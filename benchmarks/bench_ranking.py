@@ -10,8 +10,9 @@ they get a ``--section`` choice, a printed table and an entry in the JSON file):
   ``ep_pairwise(model="probit")`` is an approximate posterior, not the MLE), so Thurstone Case V is compared
   with the scipy L-BFGS-B reference only. Every solver's log-likelihood is reported next to its time.
 
-Wall times are the best of ``--repeat`` runs. BLAS is limited to ``--threads`` threads (default 1, via
-threadpoolctl) so that every solver, ours included, does single-threaded work; CPU times
+Wall times are the best of ``--repeat`` runs. BLAS (via threadpoolctl) and torch (whose vectorised kernels
+perceptiq's solver uses for the link functions) are limited to ``--threads`` threads (default 1) so that
+every solver, ours included, does single-threaded work; CPU times
 (``time.process_time``, summed over threads) are reported beside the wall times because wall times on a
 shared machine are noisy.
 
@@ -33,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import scipy
+import torch
 from scipy import optimize, special
 from threadpoolctl import threadpool_limits
 
@@ -210,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--repeat", type=int, default=3, help="best of this many runs (the slow choix list solvers run once)"
     )
-    parser.add_argument("--threads", type=int, default=1, help="BLAS threads for every solver")
+    parser.add_argument("--threads", type=int, default=1, help="BLAS and torch threads for every solver")
     parser.add_argument(
         "--with-opt-pairwise", action="store_true", help="also time choix.opt_pairwise (slow)"
     )
@@ -225,7 +227,9 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "load_average_at_start": os.getloadavg(),
         "blas_threads": args.threads,
+        "torch_threads": args.threads,
     }
+    torch.set_num_threads(args.threads)  # the solver's elementwise link functions run through torch
     for name in args.section or sorted(SECTIONS):
         with threadpool_limits(limits=args.threads, user_api="blas"):
             result = SECTIONS[name](args)

@@ -213,6 +213,31 @@ def test_disconnected_design_names_the_components() -> None:
         assert err.value.connection == "weak"
 
 
+def test_wins_edges_in_any_order_give_the_same_components() -> None:
+    """Row-sorted edges build the graph directly, unsorted ones go through COO: same verdicts as csgraph."""
+    from scipy.sparse import coo_array
+    from scipy.sparse.csgraph import connected_components
+
+    from perceptiq.ranking._graph import check_wins_edges
+
+    rng = np.random.default_rng(3)
+    items = [str(i) for i in range(30)]
+    for _ in range(20):
+        winners, losers = rng.integers(0, 30, size=(2, 60))
+        keep = winners != losers
+        winners, losers = winners[keep], losers[keep]
+        graph = coo_array((np.ones(winners.size), (winners, losers)), shape=(30, 30))
+        n_weak = connected_components(graph, directed=True, connection="weak")[0]
+        n_strong = connected_components(graph, directed=True, connection="strong")[0]
+        order = np.argsort(winners, kind="stable")
+        for w, lo in ((winners, losers), (winners[order], losers[order])):
+            if n_weak > 1:
+                with pytest.raises(DisconnectedComparisonsError, match="not connected"):
+                    check_wins_edges(w, lo, items, require_strong=False)
+            else:
+                assert check_wins_edges(w, lo, items, require_strong=False) == (n_strong == 1)
+
+
 def test_item_never_compared_is_reported() -> None:
     counts = np.array([[0, 2, 0], [1, 0, 0], [0, 0, 0]])
     with pytest.raises(DisconnectedComparisonsError, match=r"\{z\}"):

@@ -38,7 +38,17 @@ class DisconnectedComparisonsError(UndefinedStatisticError):
 
 
 def _graph(winners: np.ndarray, losers: np.ndarray, n: int) -> csr_array:
-    return coo_array((np.ones(winners.size), (winners, losers)), shape=(n, n)).tocsr()
+    """Adjacency of the edges ``winners[k] -> losers[k]``.
+
+    Built directly when the edges come sorted and unique (the nonzero cells of a count matrix); otherwise
+    through COO, which also merges repeated edges (csgraph's strong components can loop forever on them).
+    """
+    keys = winners * n + losers
+    if np.any(keys[1:] <= keys[:-1]):
+        return coo_array((np.ones(winners.size), (winners, losers)), shape=(n, n)).tocsr()
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(winners, minlength=n), out=indptr[1:])
+    return csr_array((np.ones(winners.size), losers, indptr), shape=(n, n))
 
 
 def _components(graph: csr_array, connection: str) -> tuple[int, np.ndarray]:
@@ -86,6 +96,9 @@ def check_wins_edges(
 ) -> bool:
     """:func:`check_comparison_graph` on the edges ``winners[k] -> losers[k]`` (at least one vote each)."""
     graph = _graph(winners, losers, len(items))
+    n_strong, strong = _components(graph, "strong")
+    if n_strong == 1:  # strongly connected implies connected
+        return True
     n_weak, weak = _components(graph, "weak")
     if n_weak > 1:
         groups = _groups(weak, n_weak, items)
@@ -95,8 +108,7 @@ def check_wins_edges(
             groups,
             "weak",
         )
-    n_strong, strong = _components(graph, "strong")
-    if n_strong > 1 and require_strong:
+    if require_strong:
         _, text = describe_separation(winners, losers, items)
         raise DisconnectedComparisonsError(
             "the maximum-likelihood scores do not exist: the wins graph is not strongly connected "
@@ -104,7 +116,7 @@ def check_wins_edges(
             _groups(strong, n_strong, items),
             "strong",
         )
-    return n_strong == 1
+    return False
 
 
 def check_comparison_graph(counts: np.ndarray, items: Sequence[str], *, require_strong: bool) -> bool:

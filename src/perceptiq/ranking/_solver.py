@@ -9,8 +9,8 @@ Laplacian with edge weights ``wab_k w(d_k) + wba_k w(-d_k)``, ``w = -(log F)''``
 Iterations start from Berkson's minimum chi-square estimate (weighted least squares of ``F^-1`` of the
 smoothed vote shares on ``mu_a - mu_b``). Newton steps solve ``(H + 2 ridge I) step = grad`` on the subspace
 ``sum mu = 0`` (``n - 1`` free parameters): small problems add ``11'/n`` to make the matrix invertible and
-solve a batch of dense systems at once; large ones pin the first item (without a ridge), solve the sparse
-Laplacian system by conjugate gradients and re-centre the step.
+solve a batch of dense systems at once; large ones solve the sparse (Laplacian) system by
+Jacobi-preconditioned conjugate gradients on the zero-mean subspace.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 from scipy import special
-from scipy.sparse import coo_array, csr_array
-from scipy.sparse.linalg import LinearOperator, cg
+from scipy.sparse import csr_array
 
 from perceptiq.errors import FitError
 
@@ -29,75 +29,101 @@ _HALF_LOG_2PI = 0.5 * np.log(2.0 * np.pi)
 _SQRT_HALF = np.sqrt(0.5)
 _DENSE_MAX_ITEMS = 128  # above this many items, Newton steps use sparse conjugate gradients
 _XTOL = 1e-5  # converged after a full Newton step this small (quadratic convergence: error ~ step^2)
+_SCORE_ATOL = 1e-7  # or once the estimated error left in the scores is this small (far below any SE)
 _MAX_ITER = 100
 _ARMIJO = 1e-4
 _CG_RTOL = 1e-12
 _START_RTOL = 1e-4  # CG accuracy for the start and the first Newton steps
 
 
-_Array4 = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-_Derivatives = Callable[[np.ndarray, np.ndarray, np.ndarray], _Array4]
+_Derivatives = Callable[
+    [np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]
+]
 
 
 @dataclass(frozen=True)
 class Link:
-    """``log F``; ``log_cdf_both(d) = (log F(d), log F(-d))``; ``derivatives(d, log F(d), log F(-d))`` =
-    ``(g(d), w(d), g(-d), w(-d))`` with ``g = (log F)'`` and ``w = -(log F)''``; ``F^-1``; ``F'``."""
+    """``log F``; ``log_cdf_both(d) = (log F(d), log F(-d))``;
+    ``derivatives(d, log F(d), log F(-d), wab, wba) = (wab g(d) - wba g(-d), wab w(d) + wba w(-d))``, the
+    per-pair gradient and Laplacian edge weights, with ``g = (log F)'`` and ``w = -(log F)''``; ``F^-1``;
+    ``start_weight(p) = F'(F^-1(p))^2 / (p (1 - p))``, the inverse delta-method variance of ``F^-1`` of a
+    vote share ``p`` per vote."""
 
     log_cdf: Callable[[np.ndarray], np.ndarray]
     log_cdf_both: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
     derivatives: _Derivatives
     inverse_cdf: Callable[[np.ndarray], np.ndarray]
-    pdf: Callable[[np.ndarray], np.ndarray]
+    start_weight: Callable[[np.ndarray], np.ndarray]
 
 
-def _probit_derivatives(d: np.ndarray, log_pos: np.ndarray, log_neg: np.ndarray) -> _Array4:
-    log_pdf = -0.5 * d * d - _HALF_LOG_2PI
-    mills_pos, mills_neg = np.exp(log_pdf - log_pos), np.exp(log_pdf - log_neg)  # phi / Phi in log space
-    return mills_pos, mills_pos * (d + mills_pos), mills_neg, mills_neg * (mills_neg - d)
+# The elementwise transcendental functions run through torch (vectorised and threaded on the CPU): on the
+# pair vectors of large designs they dominate the solver's time, and NumPy's exp / log1p / erfc are several
+# times slower. torch works on the NumPy buffers without copies; the results are float64 throughout.
 
 
-def _logit_derivatives(d: np.ndarray, log_pos: np.ndarray, log_neg: np.ndarray) -> _Array4:
-    lose, win = np.exp(log_neg), np.exp(log_pos)  # sigma(-d) = (log sigma)'(d), sigma(d)
-    weight = win * lose
-    return lose, weight, win, weight
+def _probit_derivatives(
+    d: np.ndarray, log_pos: np.ndarray, log_neg: np.ndarray, wab: np.ndarray, wba: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    td = torch.from_numpy(d)
+    log_pdf = -0.5 * td * td - _HALF_LOG_2PI
+    mills_pos = torch.exp(log_pdf - torch.from_numpy(log_pos))  # phi / Phi in log space
+    mills_neg = torch.exp(log_pdf - torch.from_numpy(log_neg))
+    t_ab, t_ba = torch.from_numpy(wab), torch.from_numpy(wba)
+    slope = t_ab * mills_pos - t_ba * mills_neg
+    weight = t_ab * mills_pos * (td + mills_pos) + t_ba * mills_neg * (mills_neg - td)
+    return slope.numpy(), weight.numpy()
+
+
+def _logit_derivatives(
+    d: np.ndarray, log_pos: np.ndarray, log_neg: np.ndarray, wab: np.ndarray, wba: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    td = torch.from_numpy(d)
+    win, lose = torch.sigmoid(td), torch.sigmoid(-td)  # sigma(d), sigma(-d) = (log sigma)'(d)
+    t_ab, t_ba = torch.from_numpy(wab), torch.from_numpy(wba)
+    return (t_ab * lose - t_ba * win).numpy(), ((t_ab + t_ba) * (win * lose)).numpy()
 
 
 def _normal_log_cdf_both(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(log Phi(d), log Phi(-d))``: the tail ``Phi(-|d|)`` by ``erfc`` (``log_ndtr`` beyond 30 sd, where
     it would underflow), the other side by ``log1p(-tail)``; accurate on both sides and cheaper than two
     ``log_ndtr`` calls."""
-    a = np.abs(d)
-    tail = 0.5 * special.erfc(a * _SQRT_HALF)
+    td = torch.from_numpy(d)
+    a = td.abs()
+    tail = 0.5 * torch.special.erfc(a * _SQRT_HALF)
+    small = torch.log(tail)
     far = a > 30.0
-    with np.errstate(divide="ignore"):
-        small = np.log(tail)
-    if far.any():
-        small[far] = special.log_ndtr(-a[far])
-    large = np.log1p(-tail)
-    positive = d >= 0
-    return np.where(positive, large, small), np.where(positive, small, large)
+    if bool(far.any()):
+        small[far] = torch.special.log_ndtr(-a[far])
+    large = torch.log1p(-tail)
+    positive = td >= 0
+    return torch.where(positive, large, small).numpy(), torch.where(positive, small, large).numpy()
 
 
 def _logistic_log_cdf_both(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(log sigma(d), log sigma(-d))`` from one shared ``log1p(exp(-|d|))``, exact on both sides."""
-    shared = np.log1p(np.exp(-np.abs(d)))
-    return -(shared + np.maximum(-d, 0.0)), -(shared + np.maximum(d, 0.0))
+    td = torch.from_numpy(d)
+    shared = torch.log1p(torch.exp(-td.abs()))
+    return (-(shared + torch.clamp(-td, min=0.0))).numpy(), (-(shared + torch.clamp(td, min=0.0))).numpy()
 
 
-def _normal_pdf(d: np.ndarray) -> np.ndarray:
-    return np.exp(-0.5 * d * d - _HALF_LOG_2PI)
+def _normal_start_weight(p: np.ndarray) -> np.ndarray:
+    y = special.ndtri(p)
+    return np.exp(-y * y - 2.0 * _HALF_LOG_2PI) / (p * (1.0 - p))
 
 
-def _logistic_pdf(d: np.ndarray) -> np.ndarray:
-    return special.expit(d) * special.expit(-d)
+def _logit(p: np.ndarray) -> np.ndarray:
+    return torch.logit(torch.from_numpy(p)).numpy()
+
+
+def _logistic_start_weight(p: np.ndarray) -> np.ndarray:
+    return p * (1.0 - p)  # sigma'(logit p) = p (1 - p)
 
 
 LINKS: dict[str, Link] = {
     "thurstone": Link(
-        special.log_ndtr, _normal_log_cdf_both, _probit_derivatives, special.ndtri, _normal_pdf
+        special.log_ndtr, _normal_log_cdf_both, _probit_derivatives, special.ndtri, _normal_start_weight
     ),
-    "bt": Link(special.log_expit, _logistic_log_cdf_both, _logit_derivatives, special.logit, _logistic_pdf),
+    "bt": Link(special.log_expit, _logistic_log_cdf_both, _logit_derivatives, _logit, _logistic_start_weight),
 }
 
 
@@ -110,26 +136,35 @@ def _scatter(values: np.ndarray, index: np.ndarray, size: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Design:
-    """Compared pairs ``a[k] < b[k]`` among ``n`` items; ``adjacency`` is a sparse pattern for large ``n``."""
+    """Compared pairs ``a[k] < b[k]`` among ``n`` items, sorted by ``(a, b)``; ``adjacency`` is the sparse
+    symmetric pattern for large ``n`` (``pair_of_entry`` maps its stored entries to pairs)."""
 
     a: np.ndarray
     b: np.ndarray
     n: int
     ends: np.ndarray = field(init=False)
     adjacency: csr_array | None = field(init=False, default=None)
-    perm: np.ndarray | None = field(init=False, default=None)
+    pair_of_entry: np.ndarray | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ends", np.concatenate([self.a, self.b]))
-        if self.n > _DENSE_MAX_ITEMS:
-            order = np.arange(2 * self.a.size, dtype=float)
-            rows, cols = np.r_[self.a, self.b], np.r_[self.b, self.a]
-            adjacency = coo_array((order, (rows, cols)), shape=(self.n, self.n)).tocsr()
+        if self.n > _DENSE_MAX_ITEMS:  # symmetric pattern = upper triangle + its transpose, data = pair + 1
+            n = self.n
+            if np.any(np.diff(self.a * n + self.b) <= 0):
+                raise ValueError("Design pairs must be sorted and unique")
+            indptr = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum(np.bincount(self.a, minlength=n), out=indptr[1:])
+            upper = csr_array((np.arange(1.0, self.a.size + 1.0), self.b, indptr), shape=(n, n))
+            adjacency = upper + upper.T.tocsr()
             object.__setattr__(self, "adjacency", adjacency)
-            object.__setattr__(self, "perm", adjacency.data.astype(np.int64))
+            object.__setattr__(self, "pair_of_entry", adjacency.data.astype(np.int64) - 1)
 
     def scatter(self, per_pair: np.ndarray) -> np.ndarray:
         """``sum_k per_pair_k (e_a - e_b)`` per batch row: (batch, pairs) -> (batch, n)."""
+        if per_pair.shape[0] == 1:
+            row = per_pair[0]
+            out = np.bincount(self.a, weights=row, minlength=self.n)
+            return (out - np.bincount(self.b, weights=row, minlength=self.n))[None]
         return _scatter(np.concatenate([per_pair, -per_pair], axis=1), self.ends, self.n)
 
     def information(self, weights: np.ndarray, ridge: float) -> np.ndarray:
@@ -142,27 +177,33 @@ class Design:
         return info
 
     def _cg_solve(self, rhs: np.ndarray, weights: np.ndarray, ridge: float, rtol: float) -> np.ndarray:
-        """``(H + 2 ridge I)^-1 rhs`` by Jacobi-preconditioned CG (first item pinned if no ridge)."""
-        n, adjacency = self.n, self.adjacency
-        doubled = np.concatenate([weights, weights])
-        adjacency.data = doubled[self.perm]
-        diag = np.bincount(self.ends, weights=doubled, minlength=n) + 2.0 * ridge
-        first = 0 if ridge > 0 else 1
-        full = np.zeros(n)
+        """``(H + 2 ridge I)^-1 rhs`` for a zero-mean ``rhs`` by Jacobi-preconditioned conjugate gradients.
 
-        def matvec(x: np.ndarray) -> np.ndarray:
-            full[first:] = np.ravel(x)
-            return (diag * full - adjacency @ full)[first:]
-
-        inv_diag = 1.0 / np.where(diag > 0, diag, 1.0)[first:]
-        size = (n - first, n - first)
-        system = LinearOperator(size, matvec=matvec, dtype=float)
-        precond = LinearOperator(size, matvec=lambda x: inv_diag * np.ravel(x), dtype=float)
-        x, info = cg(system, rhs[first:], rtol=rtol, atol=0.0, maxiter=20 * n, M=precond)
-        if info != 0:
-            return np.linalg.solve(self.information(weights[None], ridge)[0], rhs)
-        step = np.concatenate([np.zeros(first), x])
-        return step - step.mean()
+        Without a ridge ``H`` is a connected graph's Laplacian, singular along ``1`` only; a zero-mean ``rhs``
+        lies in its range, so CG converges to the zero-mean solution (the preconditioned system's null
+        direction stays orthogonal to every residual). Plain loop: scipy's ``cg`` wrapper costs more than the
+        sparse products of these small systems.
+        """
+        adjacency = self.adjacency
+        adjacency.data = weights[self.pair_of_entry]
+        diag = adjacency @ np.ones(self.n) + 2.0 * ridge
+        inv_diag = 1.0 / np.where(diag > 0, diag, 1.0)
+        rhs = rhs - rhs.mean()
+        stop = rtol * np.linalg.norm(rhs)
+        x, r = np.zeros(self.n), rhs.copy()
+        z = inv_diag * r
+        p, rz = z.copy(), r @ z
+        for _ in range(20 * self.n):
+            if np.linalg.norm(r) <= stop:
+                return x - x.mean()
+            q = diag * p - adjacency @ p
+            alpha = rz / (p @ q)
+            x += alpha * p
+            r -= alpha * q
+            z = inv_diag * r
+            rz, rz_old = r @ z, rz
+            p = z + (rz / rz_old) * p
+        return np.linalg.solve(self.information(weights[None], ridge)[0], rhs)
 
     def solve(self, rhs: np.ndarray, weights: np.ndarray, ridge: float, rtol: float = _CG_RTOL) -> np.ndarray:
         """``M^-1 rhs`` per batch row: dense, or for large ``n`` sparse CG to relative residual ``rtol``.
@@ -190,7 +231,9 @@ def _evaluate(
 ) -> _Point:
     d = mu[:, design.a] - mu[:, design.b]
     log_pos, log_neg = link.log_cdf_both(d)
-    value = np.sum(wab * log_pos + wba * log_neg, axis=1) - ridge * np.sum(mu * mu, axis=1)
+    value = np.einsum("bk,bk->b", wab, log_pos) + np.einsum("bk,bk->b", wba, log_neg)
+    if ridge:
+        value -= ridge * np.einsum("bi,bi->b", mu, mu)
     return _Point(mu, d, log_pos, log_neg, value)
 
 
@@ -198,9 +241,11 @@ def _derivatives(
     point: _Point, design: Design, wab: np.ndarray, wba: np.ndarray, link: Link, ridge: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Gradient (batch, n) of the penalised objective and the Laplacian edge weights (batch, pairs)."""
-    s_pos, w_pos, s_neg, w_neg = link.derivatives(point.d, point.log_pos, point.log_neg)
-    grad = design.scatter(wab * s_pos - wba * s_neg) - 2.0 * ridge * point.mu
-    return grad, wab * w_pos + wba * w_neg
+    slope, weights = link.derivatives(point.d, point.log_pos, point.log_neg, wab, wba)
+    grad = design.scatter(slope)
+    if ridge:
+        grad -= 2.0 * ridge * point.mu
+    return grad, weights
 
 
 def _initial(design: Design, wab: np.ndarray, wba: np.ndarray, link: Link, ridge: float) -> np.ndarray:
@@ -208,7 +253,7 @@ def _initial(design: Design, wab: np.ndarray, wba: np.ndarray, link: Link, ridge
     total = wab + wba
     share = (wab + 0.5) / (total + 1.0)
     y = link.inverse_cdf(share)
-    weights = total * link.pdf(y) ** 2 / (share * (1.0 - share))  # inverse delta-method variance of y
+    weights = total * link.start_weight(share)
     return design.solve(design.scatter(weights * y), weights, ridge, rtol=_START_RTOL)
 
 
@@ -226,7 +271,7 @@ def maximise(
     else:
         mu = np.broadcast_to(mu0 - mu0.mean(), (batch, design.n)).copy()
     point = _evaluate(mu, design, wab, wba, link, ridge)
-    rtol = _START_RTOL
+    rtol, previous = _START_RTOL, np.inf
     for it in range(1, _MAX_ITER + 1):
         grad, weights = _derivatives(point, design, wab, wba, link, ridge)
         step = design.solve(grad, weights, ridge, rtol)
@@ -243,9 +288,14 @@ def maximise(
             t = np.where(ok, t, 0.5 * t)
         point = trial
         size = np.max(np.abs(step))
-        if np.all(t == 1.0) and size < _XTOL:
-            return point.mu, it
+        if np.all(t == 1.0):
+            # Quadratic convergence: the next step (the error left) ~ C size^2 with C ~ size / previous^2,
+            # plus the inexact solve's share rtol * size.
+            left = size**3 / previous**2 + rtol * size
+            if size < _XTOL or (size < 0.1 * previous and left < _SCORE_ATOL):
+                return point.mu, it
         rtol = min(_START_RTOL, max(_CG_RTOL, size * size))  # inexact Newton, forcing term ~ error
+        previous = size if np.all(t == 1.0) else np.inf
     raise FitError(f"Newton's method did not converge in {_MAX_ITER} iterations")
 
 
