@@ -1,26 +1,34 @@
-"""Train, cross-validate and package perceptiq's default no-reference model (``perceptiq_nr``).
+"""Cross-validate, train and package perceptiq's default no-reference model (``perceptiq_nr``).
 
-Recipe (reproduce with ``python scripts/train_default_model.py``; needs ../shared/data/clive):
+Every model here is trained by perceptiq's trainer with the packaged recipe ``default_nr``
+(``perceptiq train default_nr``): this script only writes the fold manifests, runs the recipe with
+``--set`` overrides, collects the validation-fold predictions and writes the model card's numbers.
 
 1. Data: the CLIVE development split (724 images, MOS 0-100) from ../shared/data/clive/manifest.csv.
-2. Features: the fixed descriptor of :mod:`perceptiq.functional.nr.quality_features`, computed once per
-   image through the model's own ``features`` (cached in ``--cache``).
-3. Model selection: 5-fold cross-validation by image (``perceptiq.data.splits.content_split``, seed 0) over a
-   small grid (hidden width, dropout, epochs, weight decay); the configuration with the best mean
-   validation-fold SRCC wins. Each fold trains a fresh ``nss_mlp`` (5 members, seeds 0-4) with
-   AdamW and loss = MSE + (1 - PLCC) on standardised MOS (perceptiq.losses).
-4. Reported numbers: SRCC/PLCC (bootstrap 95% CIs, 1,000 resamples) of the out-of-fold predictions of
-   the chosen configuration, and of a fixed 80/20 train/validation split (seed 0), beside NIQE and
+2. Descriptors: ``nss_mlp``'s fixed descriptor, computed once per image into ``.cache/descriptors``
+   (``data.descriptor_cache`` of the recipe, shared by all runs).
+3. Model selection: 5-fold cross-validation by image (``perceptiq.data.splits.content_split``, seed 0);
+   for each point of a small grid (dropout, epochs) and each fold (train = 4 folds, val = the fifth) the
+   recipe runs 5 times with one MLP each (seeds 10k .. 10k + 4), merged into a 5-member deep ensemble
+   (``NSSMLPModel.merge``); the point with the best mean validation-fold SRCC wins.
+4. Reported numbers: SRCC/PLCC with 95% bootstrap CIs (1,000 resamples, seed 0, protocol vquala25-fiqa)
+   of the chosen point's out-of-fold predictions and of a fixed 80/20 split (seed 0), beside NIQE and
    BRISQUE on the same images.
-5. Shipped model: the chosen configuration trained on all 724 images, saved as float16 safetensors +
-   config.json with a model card in src/perceptiq/models/weights/perceptiq_nr/.
+5. Shipped model: the chosen point trained on all 724 images (``data.train_split=dev``, seeds 990-994), saved
+   as float16
+   safetensors + config.json in src/perceptiq/models/weights/perceptiq_nr/.
+
+Finished runs (their ``summary.json``) are reused, so an interrupted job resumes where it stopped.
+Usage: ``python scripts/train_default_model.py [--work runs/default_nr]`` from the repository root.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -32,16 +40,20 @@ from perceptiq.data.manifest import read_manifest
 from perceptiq.data.splits import content_split
 from perceptiq.evaluation.protocols import ScoreData, create_protocol
 from perceptiq.io.images import read_image
-from perceptiq.losses.functional import plcc_loss
 from perceptiq.metrics import create_metric
-from perceptiq.models import save_model
-from perceptiq.models.nss_mlp import NSSMLPConfig, NSSMLPModel
+from perceptiq.models import load_model, save_model
+from perceptiq.models.nss_mlp import NSSMLPModel
+from perceptiq.training.config import load_config
+from perceptiq.training.descriptors import cached_descriptors
+from perceptiq.training.loop import train
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "clive"
 OUT_WEIGHTS = ROOT / "src" / "perceptiq" / "models" / "weights" / "perceptiq_nr"
 RESULTS = ROOT / "benchmarks" / "results"
-GRID = {"hidden": (64,), "dropout": (0.1, 0.3), "epochs": (60, 150), "weight_decay": (1e-2,)}
+RECIPE = "default_nr"
+GRID = {"model.options.dropout": (0.3, 0.5), "epochs": (30, 60)}
+MEMBERS = 5  # deep ensemble: independent runs from different seeds
 
 
 def image_key(path: str) -> str:
@@ -70,45 +82,45 @@ def cached_scores(manifest: pd.DataFrame, cache: Path, name: str, fn) -> np.ndar
     return array
 
 
-def train_model(features: np.ndarray, mos: np.ndarray, cfg: dict, seed_base: int = 0) -> NSSMLPModel:
-    """A fresh nss_mlp trained on (features, mos): every member from its own seed, MSE + (1 - PLCC)."""
-    model = NSSMLPModel(NSSMLPConfig(hidden=cfg["hidden"], dropout=cfg["dropout"]))
-    x = torch.tensor(features, dtype=torch.float64)
-    y = torch.tensor(mos, dtype=torch.float64)
-    model.set_standardisation(x, y)
-    target = ((y - model.target_mean) / model.target_std).float()
-    for member in range(model.config.n_members):
-        generator = torch.Generator().manual_seed(seed_base * 100 + member)
-        torch.manual_seed(seed_base * 100 + member)
-        for layer in model.members[member]:
-            if isinstance(layer, torch.nn.Linear):
-                layer.reset_parameters()
-        optimiser = torch.optim.AdamW(
-            model.members[member].parameters(), lr=3e-3, weight_decay=cfg["weight_decay"]
-        )
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=cfg["epochs"])
-        model.train()
-        for _ in range(cfg["epochs"]):
-            order = torch.randperm(len(x), generator=generator)
-            for start in range(0, len(x), 64):
-                batch = order[start : start + 64]
-                pred = model.head(x[batch], member)
-                loss = torch.mean((pred - target[batch]) ** 2) + plcc_loss(pred, target[batch])
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-            schedule.step()
-    return model.eval()
+def seeds_of(run: int) -> range:
+    """Seeds of the ensemble members of one run (fold k: 10k .. 10k + MEMBERS - 1)."""
+    return range(10 * run, 10 * run + MEMBERS)
 
 
-def predict(model: NSSMLPModel, features: np.ndarray) -> np.ndarray:
+def write_split(manifest: pd.DataFrame, is_val: np.ndarray, path: Path) -> Path:
+    """A manifest of the same images with split = train / val."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame = manifest[["image", "mos"]].assign(split=np.where(is_val, "val", "train"))
+    frame.to_csv(path, index=False)
+    return path
+
+
+def run_recipe(out: Path, overrides: list[str]) -> Path:
+    """``perceptiq train default_nr --out OUT --set ...`` (in process); a finished run is reused."""
+    if (out / "summary.json").exists():
+        return out
+    if out.exists():
+        shutil.rmtree(out)  # an unfinished run: start it again (its few seconds are not worth a resume)
+    cfg = load_config(RECIPE, [*overrides, "log.progress=false"])
+    train(dataclasses.replace(cfg, output_dir=str(out)))
+    return out
+
+
+def train_ensemble(out: Path, overrides: list[str], seeds: range) -> NSSMLPModel:
+    """A deep ensemble: one single-member run of the recipe per seed, merged into one nss_mlp model."""
+    runs = [run_recipe(out / f"seed{seed}", [*overrides, "model.options.n_members=1", f"seed={seed}"])
+            for seed in seeds]  # fmt: skip
+    return NSSMLPModel.merge([load_model(run / "final") for run in runs]).eval()
+
+
+def predict(model: NSSMLPModel, paths: list[str], cache: str) -> np.ndarray:
+    """Scores of the images from their cached descriptors."""
     with torch.no_grad():
-        z = model.head(torch.tensor(features, dtype=torch.float64))
-        return (z * model.target_std + model.target_mean).double().numpy()
+        return model(cached_descriptors(model, paths, cache, progress=False)).double().numpy()
 
 
-def evaluate(ids: np.ndarray, pred: np.ndarray, mos: np.ndarray, seed: int = 0) -> dict[str, object]:
-    result = create_protocol("vquala25-fiqa").evaluate(ScoreData(ids, pred, mos), bootstrap=1000, seed=seed)
+def evaluate(ids: np.ndarray, pred: np.ndarray, mos: np.ndarray) -> dict[str, object]:
+    result = create_protocol("vquala25-fiqa").evaluate(ScoreData(ids, pred, mos), bootstrap=1000, seed=0)
     out = {}
     for name in ("srcc", "plcc"):
         ci = result.intervals[name]
@@ -116,65 +128,73 @@ def evaluate(ids: np.ndarray, pred: np.ndarray, mos: np.ndarray, seed: int = 0) 
     return out
 
 
-def cross_validate(features: np.ndarray, mos: np.ndarray, folds: np.ndarray, cfg: dict) -> np.ndarray:
-    oof = np.empty(len(mos))
-    for fold in np.unique(folds):
-        train, val = folds != fold, folds == fold
-        model = train_model(features[train], mos[train], cfg, seed_base=int(fold))
-        oof[val] = predict(model, features[val])
-    return oof
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--manifest", type=Path, default=SHARED / "manifest.csv")
-    parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "default_model")
+    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "default_nr")
+    parser.add_argument("--baseline-cache", type=Path, default=ROOT / ".cache" / "default_model")
     parser.add_argument("--out", type=Path, default=OUT_WEIGHTS)
     args = parser.parse_args()
     torch.set_num_threads(1)  # tiny matrices: threads only add overhead
     manifest = read_manifest(args.manifest)
     ids = np.array([image_key(p) for p in manifest["image"]])
+    paths = [str(p) for p in manifest["image"]]
     mos = manifest["mos"].to_numpy()
-    probe = NSSMLPModel(NSSMLPConfig())
-    print("features ...", flush=True)
-    features = cached_scores(manifest, args.cache, "quality_features", probe.features)
+    cache = load_config(RECIPE).data.descriptor_cache
     folds = content_split(manifest.assign(image=ids), "image", n_folds=5, seed=0).to_numpy()
+    splits = args.work / "splits"
+    fold_files = {int(f): write_split(manifest, folds == f, splits / f"fold{f}.csv") for f in set(folds)}
     print("model selection by 5-fold CV ...", flush=True)
     grid = []
     for values in itertools.product(*GRID.values()):
-        cfg = dict(zip(GRID, values, strict=True))
-        oof = cross_validate(features, mos, folds, cfg)
+        point = dict(zip(GRID, values, strict=True))
+        tag = "_".join(f"{k.split('.')[-1]}{v}" for k, v in point.items())
+        oof = np.empty(len(mos))
+        for fold, file in fold_files.items():
+            sets = [f"{k}={v}" for k, v in point.items()]
+            sets += [f"data.train={file}", "data.train_split=train"]
+            model = train_ensemble(args.work / "cv" / tag / f"fold{fold}", sets, seeds_of(fold))
+            oof[folds == fold] = predict(model, [paths[i] for i in np.flatnonzero(folds == fold)], cache)
         per_fold = [
             float(pd.Series(oof[folds == f]).corr(pd.Series(mos[folds == f]), method="spearman"))
-            for f in np.unique(folds)
+            for f in fold_files
         ]
-        grid.append({**cfg, "mean_fold_srcc": float(np.mean(per_fold)), "fold_srcc": per_fold, "oof": oof})
-        print(f"  {cfg}: mean fold SRCC {np.mean(per_fold):.4f}", flush=True)
+        grid.append({**point, "mean_fold_srcc": float(np.mean(per_fold)), "fold_srcc": per_fold, "oof": oof})
+        print(f"  {point}: mean fold SRCC {np.mean(per_fold):.4f}", flush=True)
     best = max(grid, key=lambda row: row["mean_fold_srcc"])
-    cfg = {k: best[k] for k in GRID}
-    print(f"chosen: {cfg}", flush=True)
+    point = {k: best[k] for k in GRID}
+    sets = [f"{k}={v}" for k, v in point.items()]
+    print(f"chosen: {point}", flush=True)
     oof = best["oof"]
     grid = [{k: v for k, v in row.items() if k != "oof"} for row in grid]
+
     rng = np.random.default_rng(0)
     val_mask = np.zeros(len(mos), bool)
     val_mask[rng.permutation(len(mos))[: len(mos) // 5]] = True
-    split_model = train_model(features[~val_mask], mos[~val_mask], cfg, seed_base=10)
-    split_pred = predict(split_model, features[val_mask])
-    print("NIQE and BRISQUE on the same images ...", flush=True)
-    niqe = cached_scores(manifest, args.cache, "niqe", create_metric("niqe")).ravel()
-    brisque = cached_scores(manifest, args.cache, "brisque", create_metric("brisque")).ravel()
-    final = train_model(features, mos, cfg, seed_base=99)
+    split_file = write_split(manifest, val_mask, args.work / "splits" / "fixed_80_20.csv")
+    split_sets = [*sets, f"data.train={split_file}", "data.train_split=train"]
+    split_model = train_ensemble(args.work / "fixed_split", split_sets, seeds_of(10))
+    split_pred = predict(split_model, [paths[i] for i in np.flatnonzero(val_mask)], cache)
+
+    print("final model on all images ...", flush=True)
+    final_sets = [*sets, f"data.train={args.manifest}", "data.train_split=dev"]
+    final = train_ensemble(args.work / "final", final_sets, seeds_of(99))
     save_model(final, args.out, dtype=torch.float16)
+
+    print("NIQE and BRISQUE on the same images ...", flush=True)
+    niqe = cached_scores(manifest, args.baseline_cache, "niqe", create_metric("niqe")).ravel()
+    brisque = cached_scores(manifest, args.baseline_cache, "brisque", create_metric("brisque")).ravel()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({"image": ids, "score": oof}).to_csv(
-        RESULTS / "default_model_oof_predictions.csv", index=False
-    )
+    oof_file = RESULTS / "default_model_oof_predictions.csv"
+    pd.DataFrame({"image": ids, "score": oof}).to_csv(oof_file, index=False)
     pd.DataFrame({"image": ids, "niqe": niqe, "brisque": brisque}).to_csv(
         RESULTS / "default_model_baselines.csv", index=False
     )
     summary = {
         "data": f"CLIVE development split, {len(mos)} images",
-        "chosen_config": cfg,
+        "recipe": RECIPE,
+        "command": "python scripts/train_default_model.py (runs `perceptiq train default_nr` per fold)",
+        "chosen_config": point,
         "grid": grid,
         "cross_validation_out_of_fold": evaluate(ids, oof, mos),
         "fixed_split_validation": {
@@ -188,21 +208,9 @@ def main() -> None:
         "parameters": int(sum(p.numel() for p in final.parameters())),
     }
     (RESULTS / "default_model.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(
-        json.dumps(
-            {
-                k: summary[k]
-                for k in (
-                    "chosen_config",
-                    "cross_validation_out_of_fold",
-                    "fixed_split_validation",
-                    "niqe_same_images",
-                    "brisque_same_images",
-                )
-            },
-            indent=2,
-        )
-    )
+    keys = ("chosen_config", "cross_validation_out_of_fold", "fixed_split_validation", "niqe_same_images",
+            "brisque_same_images")  # fmt: skip
+    print(json.dumps({k: summary[k] for k in keys}, indent=2))
 
 
 if __name__ == "__main__":

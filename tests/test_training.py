@@ -45,7 +45,9 @@ from perceptiq.training.loop import build_model, lr_at, train
 from perceptiq.training.objective import build_objective
 
 FACE_TINY = {"backbone": "mobilenetv3_small_050", "head_hidden": 8, "dropout": 0.0, "input_size": 32}
-RECIPES = ["mse_plcc", "l1rank", "face_distill", "clip_prompt_qaveteran", "rectifier_calibration"]
+RECIPES = [
+    "mse_plcc", "l1rank", "face_distill", "clip_prompt_qaveteran", "rectifier_calibration", "default_nr",
+]  # fmt: skip
 CLI_CODE = "from perceptiq.cli._app import app; import perceptiq.cli.train; app()"
 
 
@@ -59,12 +61,18 @@ def one_thread():
 
 
 def make_images(
-    folder: Path, n: int, *, seed: int = 0, methods: int = 0, mos_scale: float = 4.0
+    folder: Path,
+    n: int,
+    *,
+    seed: int = 0,
+    methods: int = 0,
+    mos_scale: float = 4.0,
+    shape: tuple[int, int] = (36, 40),
 ) -> pd.DataFrame:
     """Grey ramps with Gaussian noise; MOS falls linearly with the noise level (a learnable target)."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    ramp = np.tile(np.linspace(0, 255, 40)[None, :, None], (36, 1, 3))
+    ramp = np.tile(np.linspace(0, 255, shape[1])[None, :, None], (shape[0], 1, 3))
     rows = []
     for i in range(n):
         noise = rng.uniform(0, 1)
@@ -77,9 +85,11 @@ def make_images(
     return pd.DataFrame(rows)
 
 
-def make_manifest(root: Path, n: int = 24, *, methods: int = 0, mos_scale: float = 4.0) -> Path:
+def make_manifest(
+    root: Path, n: int = 24, *, methods: int = 0, mos_scale: float = 4.0, shape: tuple[int, int] = (36, 40)
+) -> Path:
     """Manifest with every 4th image in the val split."""
-    frame = make_images(root / "images", n, methods=methods, mos_scale=mos_scale)
+    frame = make_images(root / "images", n, methods=methods, mos_scale=mos_scale, shape=shape)
     frame["split"] = ["val" if i % 4 == 0 else "train" for i in range(n)]
     path = root / "manifest.csv"
     frame.to_csv(path, index=False)
@@ -582,6 +592,10 @@ def _recipe_overrides(name: str, tmp_path: Path) -> tuple[list[str], int]:
         sets += [f"model.options={json.dumps(options)}", f"data.train={manifest}", "optim.lr=1e-2",
                  f"data.method_scores={tmp_path / 'ranking.json'}", "data.group_size=3", "data.batch_size=6",
                  "data.labelled_per_batch=2"]  # fmt: skip
+    elif name == "default_nr":  # the real model (tens of thousands of parameters) on 64x72 images
+        manifest = make_manifest(tmp_path / "data", shape=(64, 72))
+        sets += [f"data.train={manifest}", "data.train_split=train", "data.batch_size=4",
+                 f"data.descriptor_cache={tmp_path / 'descriptors'}"]  # fmt: skip
     return sets, 2
 
 
@@ -622,6 +636,19 @@ def test_every_recipe_trains_a_tiny_model(name, tmp_path):
         assert (out / "swa" / "model.safetensors").exists()
     if name == "rectifier_calibration":
         assert {"group_mean_fidelity", "fidelity"} <= set(rows[0])
+    if name == "default_nr":  # trained on cached descriptors, standardised with the training rows
+        frame = pd.read_csv(cfg.data.train)
+        train_mos = frame.loc[frame["split"] == "train", "mos"]
+        assert float(trained.target_mean) == pytest.approx(train_mos.mean(), rel=1e-3)
+        assert float(trained.target_std) == pytest.approx(train_mos.std(), rel=1e-3)
+        assert len(list((tmp_path / "descriptors").glob("*.npy"))) == len(frame)
+        from perceptiq.io.images import read_image
+
+        image = read_image(frame["image"][0])
+        trained.eval()
+        direct = trained.score(image)  # pixels in, same score as from the cached descriptor
+        cached = trained(trained.features(image))
+        torch.testing.assert_close(direct, cached.to(direct.dtype))
 
 
 def test_cli_trains_lists_recipes_and_reports_errors(tmp_path):

@@ -15,13 +15,15 @@ kept, antialiased) to that shorter side, the scale of the training images (CLIVE
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from perceptiq.functional.nr.quality_features import FEATURE_DIM, quality_features
+from perceptiq.errors import InputError
+from perceptiq.functional.nr.quality_features import DESCRIPTOR_VERSION, FEATURE_DIM, quality_features
 from perceptiq.functional.patches import InputPolicy
 from perceptiq.models._base import ModelConfig, QualityModel, register_family, register_model
 
@@ -90,8 +92,13 @@ class NSSMLPModel(QualityModel):
         """The fixed descriptor (B, FEATURE_DIM) of images (B, 3, H, W) in [0, 1], after the resize policy."""
         return quality_features(resize_short_side(images, self.config.short_side))
 
-    def set_standardisation(self, features: torch.Tensor, targets: torch.Tensor) -> None:
-        """Store the training set's feature and target statistics (call before training)."""
+    @property
+    def descriptor_id(self) -> str:
+        """What :meth:`features` computes (the key of cached descriptors, perceptiq.training.descriptors)."""
+        return f"quality_features-v{DESCRIPTOR_VERSION}-d{FEATURE_DIM}-short{self.config.short_side}"
+
+    def fit_standardisation(self, features: torch.Tensor, targets: torch.Tensor) -> None:
+        """Store the training set's feature and target statistics (the trainer calls this before training)."""
         self.feature_mean.copy_(features.mean(0))
         self.feature_std.copy_(features.std(0).clamp_min(1e-8))
         self.target_mean.copy_(targets.mean())
@@ -104,8 +111,30 @@ class NSSMLPModel(QualityModel):
             return self.members[member](z).squeeze(-1)
         return torch.stack([m(z).squeeze(-1) for m in self.members]).mean(0)
 
+    @classmethod
+    def merge(cls, models: list[NSSMLPModel]) -> NSSMLPModel:
+        """One model whose members are those of ``models`` (runs from different seeds: a deep ensemble).
+
+        The models must share the descriptor standardisation (trained on the same images) and differ at
+        most in ``n_members``.
+        """
+        first = models[0]
+        for other in models[1:]:
+            same = dataclasses.replace(other.config, n_members=first.config.n_members) == first.config
+            stats = ("feature_mean", "feature_std", "target_mean", "target_std")
+            if not same or not all(torch.equal(getattr(first, k), getattr(other, k)) for k in stats):
+                raise InputError("nss_mlp models to merge need the same config and training statistics")
+        merged = cls(dataclasses.replace(first.config, n_members=sum(m.config.n_members for m in models)))
+        members = [member for m in models for member in m.members]
+        merged.members.load_state_dict(nn.ModuleList(members).state_dict())
+        for key in ("feature_mean", "feature_std", "target_mean", "target_std"):
+            getattr(merged, key).copy_(getattr(first, key))
+        return merged.to(first.feature_mean.device)
+
     def forward(self, images: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(self.features(images)) * self.target_std + self.target_mean
+        """Scores (B,) of images (B, 3, H, W), or of precomputed descriptors (B, FEATURE_DIM)."""
+        features = images if images.ndim == 2 else self.features(images)
+        return self.head(features) * self.target_std + self.target_mean
 
 
 @register_model("nss_mlp")

@@ -114,6 +114,11 @@ class DataSection:
     labelled_per_batch: int = _f(
         0, "grouped batches: extra images with a MOS and no ranked method per batch (002 eq. 6)"
     )
+    descriptor_cache: str | None = _f(
+        None,
+        "train the head of a model with a fixed descriptor (e.g. nss_mlp) on model.features of whole "
+        "images, computed once and cached in this folder (shared between runs); crops and flips are off",
+    )
 
 
 @dataclass

@@ -42,6 +42,7 @@ from perceptiq.io.images import read_image
 from perceptiq.io.tables import read_table
 from perceptiq.models import QualityModel
 from perceptiq.training.config import TrainConfig
+from perceptiq.training.descriptors import cached_descriptors
 from perceptiq.training.distill import pseudo_label_folder
 from perceptiq.training.runtime import DistInfo, barrier
 
@@ -109,8 +110,9 @@ class ManifestDataset(Dataset):
     """Images of a manifest frame with their MOS, method group and row index.
 
     Items are dicts ``{"image": (3, h, w) float in [0, 1], "mos": float (NaN if missing), "group": int
-    (-1 if none), "index": int}``. In training mode (``train=True``) the crop and flip of an item depend
-    on ``(seed, epoch, index)`` only (call :meth:`set_epoch` before each epoch); otherwise the centre crop.
+    (-1 if none), "index": int}``; with ``descriptors`` (N, D), "image" is the row's descriptor instead.
+    In training mode (``train=True``) the crop and flip of an item depend on ``(seed, epoch, index)`` only
+    (call :meth:`set_epoch` before each epoch); otherwise the centre crop.
     """
 
     def __init__(
@@ -123,8 +125,10 @@ class ManifestDataset(Dataset):
         hflip: bool = True,
         seed: int = 0,
         groups: np.ndarray | None = None,
+        descriptors: torch.Tensor | None = None,
     ) -> None:
         self.paths = [str(p) for p in frame["image"]]
+        self.descriptors = descriptors
         mos = frame["mos"] if "mos" in frame.columns else pd.Series(np.nan, index=frame.index)
         self.mos = mos.to_numpy(dtype=np.float64)
         self.groups = np.full(len(frame), -1, dtype=np.int64) if groups is None else np.asarray(groups)
@@ -139,11 +143,14 @@ class ManifestDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        image = read_image(self.paths[index])
-        generator = augment_generator(self.seed, self.epoch, index) if self.train else None
-        image = crop_and_flip(
-            image, self.crop_size, resize_short=self.resize_short, generator=generator, hflip=self.hflip
-        )
+        if self.descriptors is not None:
+            image = self.descriptors[index]
+        else:
+            generator = augment_generator(self.seed, self.epoch, index) if self.train else None
+            image = crop_and_flip(
+                read_image(self.paths[index]), self.crop_size, resize_short=self.resize_short,
+                generator=generator, hflip=self.hflip,
+            )  # fmt: skip
         return {
             "image": image,
             "mos": torch.tensor(self.mos[index], dtype=torch.float32),
@@ -324,10 +331,36 @@ def _validation_rows(frame: pd.DataFrame, cfg: TrainConfig) -> pd.DataFrame:
     return rows[np.isfinite(rows["mos"].to_numpy(dtype=np.float64))].reset_index(drop=True)
 
 
+def _descriptors(
+    model: QualityModel | None, frame: pd.DataFrame, cfg: TrainConfig, env: DistInfo
+) -> torch.Tensor | None:
+    """Cached descriptors of the frame's images (rank 0 computes the missing ones), or None."""
+    if not cfg.data.descriptor_cache:
+        return None
+    if model is None:
+        raise InputError("data.descriptor_cache needs the model whose descriptor is cached")
+    if cfg.distill.teacher:
+        raise InputError("data.descriptor_cache cannot be combined with a teacher (it scores pixels)")
+    paths = [str(p) for p in frame["image"]]
+    if env.is_main:
+        progress = cfg.log.progress
+        cached_descriptors(model, paths, cfg.data.descriptor_cache, device=env.device, progress=progress)
+    barrier(env)
+    return cached_descriptors(model, paths, cfg.data.descriptor_cache, progress=False)
+
+
 def prepare_data(
-    cfg: TrainConfig, env: DistInfo, out: Path, teacher: QualityModel | None, resume: bool
+    cfg: TrainConfig,
+    env: DistInfo,
+    out: Path,
+    teacher: QualityModel | None,
+    resume: bool,
+    model: QualityModel | None = None,
 ) -> TrainData:
-    """Training rows (plus pseudo-labelled ones), validation rows with a MOS, method groups, batch plan."""
+    """Training rows (plus pseudo-labelled ones), validation rows with a MOS, method groups, batch plan.
+
+    With ``data.descriptor_cache`` the datasets carry ``model``'s cached descriptors instead of pixels.
+    """
     d = cfg.data
     if not d.train:
         raise InputError("data.train: no training manifest given (set data.train=PATH)")
@@ -347,8 +380,15 @@ def prepare_data(
         raise InputError("data.group_by: method needs data.method_scores (the methods' global ranking)")
     val_rows = _validation_rows(frame, cfg)
     common = {"crop_size": d.crop_size, "resize_short": d.resize_short}
-    train_set = ManifestDataset(train_rows, train=True, hflip=d.hflip, seed=cfg.seed, groups=groups, **common)
-    val_set = ManifestDataset(val_rows, train=False, **common) if len(val_rows) >= 2 else None
+    train_set = ManifestDataset(
+        train_rows, train=True, hflip=d.hflip, seed=cfg.seed, groups=groups,
+        descriptors=_descriptors(model, train_rows, cfg, env), **common,
+    )  # fmt: skip
+    val_set = None
+    if len(val_rows) >= 2:
+        val_set = ManifestDataset(
+            val_rows, train=False, descriptors=_descriptors(model, val_rows, cfg, env), **common
+        )
     share = {"seed": cfg.seed, "rank": env.rank, "world_size": env.world_size}
     if d.group_by == "method":
         labelled = np.flatnonzero(np.isfinite(train_set.mos) & (train_set.groups < 0))

@@ -324,7 +324,12 @@ def _setup(cfg: TrainConfig, env: DistInfo, resume: bool) -> _Run:
 
     model = build_model(cfg.model).to(env.device)
     teacher = load_teacher(cfg.distill.teacher, env.device) if cfg.distill.teacher else None
-    data = prepare_data(cfg, env, out, teacher, found is not None)
+    data = prepare_data(cfg, env, out, teacher, found is not None, model)
+    if data.train_set.descriptors is not None and hasattr(model, "fit_standardisation"):
+        labelled = np.isfinite(data.train_set.mos)
+        model.fit_standardisation(
+            data.train_set.descriptors[labelled], torch.from_numpy(data.train_set.mos[labelled])
+        )  # deterministic: a resumed run recomputes the same statistics (and restores them anyway)
     objective = build_objective(cfg.loss, data.group_scores)
     if objective.needs_teacher and teacher is None:
         raise InputError("a loss with target 'teacher' needs distill.teacher")
