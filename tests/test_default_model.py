@@ -70,7 +70,8 @@ def test_default_model_prefers_sharper_images():
 
     model = create_model(DEFAULT_MODEL)
     photo = _photo("astronaut")
-    for name, levels in (("blur", (1.0, 2.0, 4.0)), ("downup", (2.0, 3.0, 4.0))):
+    ladders = {"blur": (1.0, 2.0, 4.0), "downup": (2.0, 3.0, 4.0), "contrast": (0.7, 0.5, 0.3)}
+    for name, levels in ladders.items():
         scores = [float(model.score(photo))] + [float(model.score(distort(photo, name, lv))) for lv in levels]
         assert all(a > b for a, b in zip(scores, scores[1:], strict=False)), (name, scores)
 
