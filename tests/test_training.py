@@ -40,7 +40,14 @@ from perceptiq.training.config import (
     list_recipes,
     load_config,
 )
-from perceptiq.training.data import augment_generator, crop_and_flip, grouped_batches, shuffled_batches
+from perceptiq.training.data import (
+    ManifestDataset,
+    augment_generator,
+    crop_and_flip,
+    grouped_batches,
+    shuffled_batches,
+    single_dataset_batches,
+)
 from perceptiq.training.loop import build_model, lr_at, train
 from perceptiq.training.objective import build_objective
 
@@ -272,6 +279,53 @@ def test_grouped_batches_hold_whole_groups_of_distinct_methods():
     alone = grouped_batches(groups, group_size=3, groups_per_batch=2, seed=0, epoch=0)
     assert two[0] == alone[0::2][:2]
     assert two[1] == alone[1::2][:2]
+
+
+def test_single_dataset_batches_never_mix_datasets_and_split_across_processes():
+    names = np.array(["koniq"] * 13 + ["clive"] * 9 + ["tiny"] * 1)
+    members = {n: np.flatnonzero(names == n) for n in sorted(set(names))}
+    batches = single_dataset_batches(members, 4, seed=3, epoch=1)
+    assert len(batches) == 13 // 4 + 9 // 4  # full batches only; a one-row dataset cannot form a pair
+    for batch in batches:
+        assert len(batch) == 4
+        assert len(set(names[batch])) == 1
+    assert batches == single_dataset_batches(members, 4, seed=3, epoch=1)
+    assert batches != single_dataset_batches(members, 4, seed=3, epoch=2)
+    two = [single_dataset_batches(members, 4, seed=3, epoch=1, rank=r, world_size=2) for r in range(2)]
+    assert two[0] == batches[0::2][:2]
+    assert two[1] == batches[1::2][:2]
+
+
+def test_multi_dataset_training_keeps_each_batch_on_one_mos_scale(tmp_path, monkeypatch):
+    manifest = make_manifest(tmp_path / "data", n=24)
+    frame = pd.read_csv(manifest)
+    frame["dataset"] = np.where(np.arange(24) % 2 == 0, "small_scale", "large_scale")
+    frame.loc[frame["dataset"] == "large_scale", "mos"] *= 25.0  # 1-5 and 25-125: never compared
+    frame.to_csv(manifest, index=False)
+    seen: list[set[str]] = []
+    original = ManifestDataset.__getitem__
+
+    def spy(self, index):
+        item = original(self, index)
+        if self.train:
+            seen.append({frame.loc[frame["image"] == self.paths[index], "dataset"].item()})
+        return item
+
+    monkeypatch.setattr(ManifestDataset, "__getitem__", spy)
+    cfg = face_config(manifest, tmp_path / "run", data__group_by="dataset", data__batch_size=3,
+                      loss=[{"name": "plcc"}, {"name": "pairwise_logistic_rank"}])  # fmt: skip
+    result = train(cfg)
+    rows = log_rows(tmp_path / "run" / "train_log.csv")
+    train_rows = frame[frame["split"] == "train"]
+    per_epoch = sum(n // 3 for n in train_rows["dataset"].value_counts())
+    assert len(rows) == result.step == 2 * per_epoch
+    assert all(math.isfinite(float(r["loss"])) for r in rows)
+    batches = [set().union(*seen[k : k + 3]) for k in range(0, len(seen), 3)]
+    assert all(len(b) == 1 for b in batches)
+    without = face_config(manifest, tmp_path / "bad", data__group_by="dataset")
+    frame.drop(columns="dataset").to_csv(manifest, index=False)
+    with pytest.raises(InputError, match="needs a 'dataset' column"):
+        train(without)
 
 
 def test_objective_is_the_weighted_sum_and_skips_rows_without_a_target():

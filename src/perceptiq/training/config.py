@@ -102,8 +102,11 @@ class DataSection:
         16, "images per process per micro-batch (effective batch = this x processes x accum)"
     )
     num_workers: int = _f(2, "data-loader worker processes (0: load in the training process)")
-    group_by: Literal["method"] | None = _f(
-        None, "'method': every batch holds whole groups of images of one method (calibration, seed 002)"
+    group_by: Literal["method", "dataset"] | None = _f(
+        None,
+        "'method': every batch holds whole groups of images of one method (calibration, seed 002); "
+        "'dataset': every batch holds rows of one dataset (manifest column dataset), so correlation and "
+        "ranking losses compare images of one MOS scale only (multi-dataset training, no realignment)",
     )
     group_size: int = _f(8, "images per method in a grouped batch (B of 002 eq. 4)")
     method_scores: str | None = _f(
@@ -440,11 +443,11 @@ def _check(cfg: TrainConfig, source: str) -> None:
     if not cfg.loss:
         raise ConfigError(source, "loss: needs at least one term, e.g. [{name: mse}]")
     d = cfg.data
-    if d.group_by is not None and (d.batch_size % d.group_size or d.batch_size < 2 * d.group_size):
+    if d.group_by == "method" and (d.batch_size % d.group_size or d.batch_size < 2 * d.group_size):
         raise ConfigError(
             source,
             f"data.batch_size ({d.batch_size}) must be a multiple of data.group_size ({d.group_size}) "
-            "and hold at least two groups when data.group_by is set",
+            "and hold at least two groups when data.group_by is method",
         )
 
 

@@ -11,6 +11,8 @@ Batch plans:
 
 * :func:`shuffled_batches`: ``torch.utils.data.DistributedSampler`` order (seeded permutation, rank
   ``r`` of ``W`` takes positions ``r, r + W, ...``), cut into batches; incomplete batches are dropped.
+* :func:`single_dataset_batches`: every batch from one dataset of a multi-dataset manifest, so ranking
+  and correlation losses never compare MOS of different scales.
 * :func:`grouped_batches`: batches made of whole groups of ``group_size`` images of one method each
   (seed 002, eq. 4: the mean quality of B images of method i against that of method j), optionally
   topped up with labelled images for the MOS term of eq. 6.
@@ -37,6 +39,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from perceptiq.data.manifest import read_manifest
+from perceptiq.data.sampling import dataset_batches
 from perceptiq.errors import DataFileError, InputError
 from perceptiq.io.images import read_image
 from perceptiq.io.tables import read_table
@@ -52,6 +55,7 @@ __all__ = [
     "crop_and_flip",
     "shuffled_batches",
     "grouped_batches",
+    "single_dataset_batches",
     "read_method_scores",
     "method_groups",
     "seed_worker",
@@ -241,6 +245,25 @@ def grouped_batches(
     return batches[: per_rank * world_size][rank::world_size]
 
 
+def single_dataset_batches(
+    members: dict[str, np.ndarray],
+    batch_size: int,
+    *,
+    seed: int,
+    epoch: int,
+    rank: int = 0,
+    world_size: int = 1,
+) -> list[list[int]]:
+    """This rank's batches of an epoch, each from one dataset.
+
+    :func:`perceptiq.data.sampling.dataset_batches` in epoch mode, drawn from ``(seed, epoch)``; the
+    batches are dealt to ranks round-robin, the same number to each.
+    """
+    batches = dataset_batches(members, batch_size, np.random.default_rng([seed, epoch]))
+    per_rank = len(batches) // world_size
+    return batches[: per_rank * world_size][rank::world_size]
+
+
 def read_method_scores(path: str | Path) -> dict[str, float]:
     """Global method scores (higher = better) from ``perceptiq rank --json`` output or a table.
 
@@ -390,7 +413,16 @@ def prepare_data(
             val_rows, train=False, descriptors=_descriptors(model, val_rows, cfg, env), **common
         )
     share = {"seed": cfg.seed, "rank": env.rank, "world_size": env.world_size}
-    if d.group_by == "method":
+    if d.group_by == "dataset":
+        if "dataset" not in train_rows.columns:
+            raise InputError(f"{d.train}: data.group_by: dataset needs a 'dataset' column in the manifest")
+        names = train_rows["dataset"].astype(str).to_numpy()
+        members = {name: np.flatnonzero(names == name) for name in sorted(set(names))}
+
+        def plan(epoch: int) -> list[list[int]]:
+            return single_dataset_batches(members, d.batch_size, epoch=epoch, **share)
+
+    elif d.group_by == "method":
         labelled = np.flatnonzero(np.isfinite(train_set.mos) & (train_set.groups < 0))
         groups_per_batch = d.batch_size // d.group_size
 
