@@ -64,13 +64,13 @@ def test_packaged_default_model_loads_and_fits_the_budget():
     assert torch.isfinite(first).all()
 
 
-def test_default_model_prefers_sharper_images():
-    from perceptiq.data.distortions import distort
+def test_default_model_orders_distortion_ladders():
+    from perceptiq.data.distortions import LADDERS, distort
     from perceptiq.data.samples import _photo
 
     model = create_model(DEFAULT_MODEL)
     photo = _photo("astronaut")
-    ladders = {"blur": (1.0, 2.0, 4.0), "downup": (2.0, 3.0, 4.0), "contrast": (0.7, 0.5, 0.3)}
+    ladders = {**LADDERS, "contrast": (0.7, 0.5, 0.3)}  # blur, noise, jpeg, downup of `perceptiq samples`
     for name, levels in ladders.items():
         scores = [float(model.score(photo))] + [float(model.score(distort(photo, name, lv))) for lv in levels]
         assert all(a > b for a, b in zip(scores, scores[1:], strict=False)), (name, scores)
