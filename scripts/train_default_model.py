@@ -20,8 +20,7 @@ Every model here is trained by perceptiq's trainer with the packaged recipe ``de
 4. Reported numbers: SRCC/PLCC with 95% bootstrap CIs (1,000 resamples, seed 0, protocol vquala25-fiqa)
    of the chosen point's out-of-fold predictions and of a fixed 80/20 split (seed 0), beside NIQE and
    BRISQUE on the same images.
-5. Shipped model: the chosen point trained on all 724 images (``data.train_split=dev``, seeds 990-994), saved
-   as float16
+5. Shipped model: the chosen point trained on all 724 images (seeds 990-994), saved as float16
    safetensors + config.json in src/perceptiq/models/weights/perceptiq_nr/.
 
 Finished runs (their ``summary.json``) are reused, so an interrupted job resumes where it stopped.

@@ -118,16 +118,15 @@ class NSSMLPModel(QualityModel):
         The models must share the descriptor standardisation (trained on the same images) and differ at
         most in ``n_members``.
         """
-        first = models[0]
+        first, stats = models[0], ("feature_mean", "feature_std", "target_mean", "target_std")
         for other in models[1:]:
             same = dataclasses.replace(other.config, n_members=first.config.n_members) == first.config
-            stats = ("feature_mean", "feature_std", "target_mean", "target_std")
             if not same or not all(torch.equal(getattr(first, k), getattr(other, k)) for k in stats):
                 raise InputError("nss_mlp models to merge need the same config and training statistics")
         merged = cls(dataclasses.replace(first.config, n_members=sum(m.config.n_members for m in models)))
         members = [member for m in models for member in m.members]
         merged.members.load_state_dict(nn.ModuleList(members).state_dict())
-        for key in ("feature_mean", "feature_std", "target_mean", "target_std"):
+        for key in stats:
             getattr(merged, key).copy_(getattr(first, key))
         return merged.to(first.feature_mean.device)
 

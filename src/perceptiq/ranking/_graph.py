@@ -46,9 +46,14 @@ def _graph(winners: np.ndarray, losers: np.ndarray, n: int) -> csr_array:
     keys = winners * n + losers
     if np.any(keys[1:] <= keys[:-1]):
         return coo_array((np.ones(winners.size), (winners, losers)), shape=(n, n)).tocsr()
+    return sorted_csr(np.ones(winners.size), winners, losers, n)
+
+
+def sorted_csr(data: np.ndarray, rows: np.ndarray, cols: np.ndarray, n: int) -> csr_array:
+    """(n, n) CSR of entries already sorted by ``(row, col)`` and unique: no conversion, no sorting."""
     indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(winners, minlength=n), out=indptr[1:])
-    return csr_array((np.ones(winners.size), losers, indptr), shape=(n, n))
+    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+    return csr_array((data, cols, indptr), shape=(n, n))
 
 
 def _components(graph: csr_array, connection: str) -> tuple[int, np.ndarray]:

@@ -24,6 +24,7 @@ from scipy import special
 from scipy.sparse import csr_array
 
 from perceptiq.errors import FitError
+from perceptiq.ranking._graph import sorted_csr
 
 _HALF_LOG_2PI = 0.5 * np.log(2.0 * np.pi)
 _SQRT_HALF = np.sqrt(0.5)
@@ -152,9 +153,7 @@ class Design:
             n = self.n
             if np.any(np.diff(self.a * n + self.b) <= 0):
                 raise ValueError("Design pairs must be sorted and unique")
-            indptr = np.zeros(n + 1, dtype=np.int64)
-            np.cumsum(np.bincount(self.a, minlength=n), out=indptr[1:])
-            upper = csr_array((np.arange(1.0, self.a.size + 1.0), self.b, indptr), shape=(n, n))
+            upper = sorted_csr(np.arange(1.0, self.a.size + 1.0), self.a, self.b, n)
             adjacency = upper + upper.T.tocsr()
             object.__setattr__(self, "adjacency", adjacency)
             object.__setattr__(self, "pair_of_entry", adjacency.data.astype(np.int64) - 1)

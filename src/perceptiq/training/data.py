@@ -364,12 +364,12 @@ def _descriptors(
         raise InputError("data.descriptor_cache needs the model whose descriptor is cached")
     if cfg.distill.teacher:
         raise InputError("data.descriptor_cache cannot be combined with a teacher (it scores pixels)")
-    paths = [str(p) for p in frame["image"]]
+    paths, cache = [str(p) for p in frame["image"]], cfg.data.descriptor_cache
+    values = None
     if env.is_main:
-        progress = cfg.log.progress
-        cached_descriptors(model, paths, cfg.data.descriptor_cache, device=env.device, progress=progress)
-    barrier(env)
-    return cached_descriptors(model, paths, cfg.data.descriptor_cache, progress=False)
+        values = cached_descriptors(model, paths, cache, device=env.device, progress=cfg.log.progress)
+    barrier(env)  # the other processes read what rank 0 computed
+    return values if values is not None else cached_descriptors(model, paths, cache, progress=False)
 
 
 def prepare_data(

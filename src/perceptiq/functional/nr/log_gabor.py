@@ -31,10 +31,9 @@ import math
 from functools import lru_cache
 
 import torch
-import torch.nn.functional as F
 
 from perceptiq.errors import InputError
-from perceptiq.functional.nr.nss import ggd_fit, to_grey255
+from perceptiq.functional.nr.nss import box_half, ggd_fit, to_grey255
 
 __all__ = ["LOG_GABOR_GROUPS", "LOG_GABOR_DIM", "log_gabor_bank", "log_gabor_features"]
 
@@ -65,11 +64,6 @@ def log_gabor_bank(height: int, width: int) -> torch.Tensor:
         delta = torch.atan2(torch.sin(theta - t0), torch.cos(theta - t0))
         bank.append(radial * torch.exp(-(delta**2) / (2 * angular_sigma**2)))
     return torch.stack(bank).to(torch.float32)
-
-
-def _half(x: torch.Tensor) -> torch.Tensor:
-    """2x2 box downscale of (B, H, W)."""
-    return F.avg_pool2d(x.unsqueeze(1), 2).squeeze(1)
 
 
 def _subband_responses(level: torch.Tensor) -> torch.Tensor:
@@ -118,7 +112,7 @@ def log_gabor_features(images: torch.Tensor) -> torch.Tensor:
         band_stats, level_stats = _level_features(level)
         bands.append(band_stats)
         levels.append(level_stats)
-        level = _half(level)
+        level = box_half(level)
     band = torch.stack(bands, dim=1)  # (B, LEVELS, 3, N_ORIENT)
     per_level = torch.stack(levels, dim=1)  # (B, LEVELS, 4)
     energy_ratios = per_level[:, :-1, 0] - per_level[:, 1:, 0]

@@ -24,6 +24,7 @@ __all__ = [
     "SHAPE_GRID",
     "GreyMode",
     "to_grey255",
+    "box_half",
     "gaussian_window",
     "FLAT_TOLERANCE",
     "smooth",
@@ -42,6 +43,11 @@ GreyMode = Literal["rgb2gray", "ycbcr_y"]
 
 FLAT_TOLERANCE = 1e-9
 """Residuals ``|I - mu|`` below this (grey levels) are set to exactly 0 (see :func:`mscn`)."""
+
+
+def box_half(x: torch.Tensor) -> torch.Tensor:
+    """2x2 box average of (B, H, W) -> (B, H // 2, W // 2) (odd last row/column dropped)."""
+    return F.avg_pool2d(x.unsqueeze(1), 2).squeeze(1)
 
 
 def to_grey255(image: torch.Tensor, mode: GreyMode = "rgb2gray", *, quantize: bool = True) -> torch.Tensor:

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from perceptiq.errors import InputError
 from perceptiq.functional.nr.brisque import brisque_features
 from perceptiq.functional.nr.log_gabor import LOG_GABOR_GROUPS, log_gabor_features
-from perceptiq.functional.nr.nss import to_grey255
+from perceptiq.functional.nr.nss import box_half, to_grey255
 
 __all__ = ["DESCRIPTOR_VERSION", "FEATURE_DIM", "FEATURE_GROUPS", "MIN_SIZE", "quality_features"]
 
@@ -52,11 +52,6 @@ FEATURE_GROUPS = {
 }
 FEATURE_DIM = sum(FEATURE_GROUPS.values())
 MIN_SIZE = 64
-
-
-def _half(x: torch.Tensor) -> torch.Tensor:
-    """2x2 box downscale of (B, H, W)."""
-    return F.avg_pool2d(x.unsqueeze(1), 2).squeeze(1)
 
 
 def _laplacian_log_var(g: torch.Tensor) -> torch.Tensor:
@@ -158,8 +153,8 @@ def quality_features(images: torch.Tensor) -> torch.Tensor:
         )
     x = images.clamp(0, 1)
     g = to_grey255(x)
-    g2 = _half(g)
-    g4 = _half(g2)
+    g2 = box_half(g)
+    g4 = box_half(g2)
     scaled = x.to(torch.float64) * 255.0
     o1 = (scaled[:, 0] - scaled[:, 1]) / math.sqrt(2) + 128.0
     o2 = (scaled[:, 0] + scaled[:, 1] - 2 * scaled[:, 2]) / math.sqrt(6) + 128.0
