@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from conftest import load_case_file
+from perceptiq.errors import InputError
 from perceptiq.functional.patches import InputPolicy
 from perceptiq.losses.functional import heatmap_loss, kl_divergence_loss, min_variance_histogram
 from perceptiq.models import (
@@ -285,3 +286,19 @@ def test_backbone_weights_load_from_a_timm_checkpoint(tmp_path):
         create_model("t2i_structure_convnext", **STRUCTURE, backbone_weights=str(tmp_path / "bad.pth"))
     with pytest.raises(WeightsError, match="not found"):
         create_model("t2i_structure_convnext", **STRUCTURE, backbone_weights=str(tmp_path / "none.pth"))
+
+
+def test_nss_mlp_test_views_average_the_head_over_mirror_image_and_crops():
+    torch.manual_seed(0)
+    single = create_model("nss_mlp", crop_fraction=0.8).eval()
+    averaged = create_model("nss_mlp", crop_fraction=0.8, test_views=["full", "hflip", "crop_tl"]).eval()
+    averaged.load_state_dict(single.state_dict())
+    images = torch.rand(2, 3, 80, 90)
+    with torch.no_grad():
+        views = [images, images.flip(-1), images[..., :64, :72]]  # 0.8 x (80, 90)
+        expected = torch.stack([single(v) for v in views]).mean(0)
+        torch.testing.assert_close(averaged(images), expected)
+        descriptors = torch.stack([single.features(v) for v in views], dim=1)  # (B, V, D)
+        torch.testing.assert_close(single(descriptors), expected)
+    with pytest.raises(InputError, match="test_views"):
+        create_model("nss_mlp", test_views=["crop_middle"])

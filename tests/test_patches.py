@@ -10,6 +10,7 @@ import torch
 
 from perceptiq.errors import InputError
 from perceptiq.functional.patches import (
+    IMAGE_VIEWS,
     Box,
     InputPolicy,
     aggregate_scores,
@@ -18,6 +19,7 @@ from perceptiq.functional.patches import (
     budget_size,
     grid_boxes,
     grid_starts,
+    image_view,
     random_boxes,
     resize_to_budget,
     score_boxes,
@@ -277,3 +279,19 @@ def test_bad_inputs_raise_input_error() -> None:
         apply_policy(pixel_mean, torch.rand(32, 32), InputPolicy())
     with pytest.raises(InputError, match="generator"):
         random_boxes(10, 10, 4, 2, generator=0)  # type: ignore[arg-type]
+
+
+def test_image_views_are_the_mirror_image_and_the_corner_crops() -> None:
+    pixels = np.arange(2 * 3 * 10 * 20, dtype=np.float32).reshape(2, 3, 10, 20)
+    images = torch.from_numpy(pixels)
+    assert image_view(images, "full") is images
+    np.testing.assert_array_equal(image_view(images, "hflip").numpy(), pixels[..., ::-1])
+    corners = {"crop_tl": pixels[..., :9, :18], "crop_tr": pixels[..., :9, 2:],
+               "crop_bl": pixels[..., 1:, :18], "crop_br": pixels[..., 1:, 2:]}  # fmt: skip
+    for name, expected in corners.items():  # 0.9 x (10, 20) = (9, 18) pixels
+        np.testing.assert_array_equal(image_view(images, name, 0.9).numpy(), expected)
+    assert set(IMAGE_VIEWS) == {"full", "hflip", *corners}
+    with pytest.raises(InputError, match="unknown image view 'crop_centre'"):
+        image_view(images, "crop_centre")
+    with pytest.raises(InputError, match="crop_fraction"):
+        image_view(images, "crop_tl", 1.5)

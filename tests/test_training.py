@@ -705,6 +705,52 @@ def test_every_recipe_trains_a_tiny_model(name, tmp_path):
         torch.testing.assert_close(direct, cached.to(direct.dtype))
 
 
+def test_descriptor_views_augment_training_and_validation_sees_the_full_image(tmp_path):
+    from perceptiq.functional.nr.quality_features import quality_features
+    from perceptiq.io.images import read_image
+
+    manifest = make_manifest(tmp_path / "data", n=12, shape=(80, 80))
+    views = ["full", "hflip", "crop_br"]
+    sets = [f"data.train={manifest}", "data.train_split=train", "data.batch_size=4", "epochs=2",
+            f"data.descriptor_cache={tmp_path / 'cache'}", f"data.descriptor_views={json.dumps(views)}",
+            "log.progress=false", f"output_dir={tmp_path / 'run'}"]  # fmt: skip
+    cfg = load_config("default_nr", sets)
+    train(cfg)
+    frame = pd.read_csv(manifest)
+    train_paths = frame.loc[frame["split"] == "train", "image"]
+    n_train, n_val = len(train_paths), int((frame["split"] == "val").sum())
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 3 * n_train + n_val  # validation: full only
+    described = []  # independent reference: the descriptor of each view cut by hand (0.9 x 80 = 72)
+    for path in train_paths:
+        pixels = read_image(path)
+        described += [quality_features(v) for v in (pixels, pixels.flip(-1), pixels[..., 8:, 8:])]
+    described = torch.cat(described).double()
+    trained = load_model(tmp_path / "run" / "final")
+    torch.testing.assert_close(trained.feature_mean, described.mean(0).to(trained.feature_mean.dtype))
+    assert float(trained.target_mean) == pytest.approx(frame.loc[frame["split"] == "train", "mos"].mean())
+    with pytest.raises(ConfigError, match="descriptor_views"):
+        load_config("default_nr", ['data.descriptor_views=["crop_centre"]'])
+    with pytest.raises(ConfigError, match="needs data.descriptor_cache"):
+        load_config("default_nr", ['data.descriptor_views=["full", "hflip"]', "data.descriptor_cache=null"])
+
+
+def test_a_training_row_is_drawn_as_one_view_per_epoch_deterministically():
+    descriptors = torch.arange(5 * 3 * 2, dtype=torch.float64).reshape(5, 3, 2)  # (rows, views, D)
+    frame = pd.DataFrame({"image": [f"im{i}.png" for i in range(5)], "mos": np.arange(5.0)})
+    train_set = ManifestDataset(frame, crop_size=0, train=True, seed=3, descriptors=descriptors)
+    drawn = []
+    for epoch in range(40):
+        train_set.set_epoch(epoch)
+        item = train_set[2]
+        view = int(item["image"][0] - descriptors[2, 0, 0]) // 2
+        torch.testing.assert_close(item["image"], descriptors[2, view])
+        torch.testing.assert_close(train_set[2]["image"], item["image"])  # same (seed, epoch, row)
+        drawn.append(view)
+    assert set(drawn) == {0, 1, 2}
+    val_set = ManifestDataset(frame, crop_size=0, train=False, descriptors=descriptors)
+    assert all(torch.equal(val_set[i]["image"], descriptors[i, 0]) for i in range(5))
+
+
 def test_cli_trains_lists_recipes_and_reports_errors(tmp_path):
     from typer.testing import CliRunner
 

@@ -48,6 +48,8 @@ __all__ = [
     "policy_boxes",
     "score_boxes",
     "apply_policy",
+    "IMAGE_VIEWS",
+    "image_view",
 ]
 
 Mode = Literal["full", "tiles", "random_patches", "resize_budget"]
@@ -56,6 +58,8 @@ Aggregation = Literal["mean", "area"]
 Interpolation = Literal["bilinear", "bicubic", "area"]
 Size = int | tuple[int, int]
 ScoreFn = Callable[..., torch.Tensor]
+
+IMAGE_VIEWS = ("full", "hflip", "crop_tl", "crop_tr", "crop_bl", "crop_br")
 
 
 class Box(NamedTuple):
@@ -436,3 +440,28 @@ def apply_policy(
     boxes = policy_boxes(x.shape[-2], x.shape[-1], policy)
     scores = score_boxes(score_fn, x, boxes, reference=ref, max_batch=max_batch)
     return aggregate_scores(scores, box_weights(boxes, policy.aggregation))
+
+
+def image_view(images: torch.Tensor, view: str, crop_fraction: float = 0.9) -> torch.Tensor:
+    """One fixed view of (..., H, W) images, one of :data:`IMAGE_VIEWS`.
+
+    ``full`` is the image itself, ``hflip`` its mirror image, and ``crop_tl/tr/bl/br`` the square-ish
+    corner crops (top-left, top-right, bottom-left, bottom-right) of ``round(crop_fraction * H)`` x
+    ``round(crop_fraction * W)`` pixels: the deterministic views used to augment, and to average over
+    at test time, models whose descriptor is fixed (the ten-crop idea of Krizhevsky et al. 2012,
+    without rescaling, so the views keep the image's scale).
+    """
+    if view == "full":
+        return images
+    if view == "hflip":
+        return images.flip(-1)
+    corners = {"crop_tl": (0, 0), "crop_tr": (0, 1), "crop_bl": (1, 0), "crop_br": (1, 1)}
+    if view not in corners:
+        raise InputError(f"unknown image view {view!r}; choose from {', '.join(IMAGE_VIEWS)}")
+    if not 0.0 < crop_fraction <= 1.0:
+        raise InputError(f"crop_fraction must be in (0, 1], got {crop_fraction}")
+    h, w = images.shape[-2:]
+    ch, cw = max(1, round(crop_fraction * h)), max(1, round(crop_fraction * w))
+    bottom, right = corners[view]
+    top, left = bottom * (h - ch), right * (w - cw)
+    return images[..., top : top + ch, left : left + cw]

@@ -11,6 +11,11 @@ Resolution policy: images whose shorter side exceeds ``short_side`` are first re
 kept, antialiased) to that shorter side, the scale of the training images (CLIVE: 500 x 500), so 2K,
 4K and 8K inputs are judged at the scale the model learned. Smaller images are used as they are
 (at least 64 x 64). Scores are on the training MOS scale (CLIVE: 0-100), higher = better.
+
+Views: :meth:`NSSMLPModel.features` also describes fixed views of the resized image (mirror image and
+corner crops, :func:`perceptiq.functional.patches.image_view`). Training can draw each image as one of
+several views (``data.descriptor_views`` of the trainer); ``test_views`` averages the head's output over
+views at test time (each extra view costs one more descriptor).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from torch import nn
 
 from perceptiq.errors import InputError
 from perceptiq.functional.nr.quality_features import DESCRIPTOR_VERSION, FEATURE_DIM, quality_features
-from perceptiq.functional.patches import InputPolicy
+from perceptiq.functional.patches import IMAGE_VIEWS, InputPolicy, image_view
 from perceptiq.models._base import ModelConfig, QualityModel, register_family, register_model
 
 __all__ = ["NSSMLPConfig", "NSSMLPModel", "resize_short_side"]
@@ -40,6 +45,8 @@ class NSSMLPConfig(ModelConfig):
         n_members: number of MLPs averaged.
         short_side: larger images are resized to this shorter side before the descriptor.
         mos_range: nominal range of the training MOS scale (reported as ``score_range``).
+        crop_fraction: side of the corner-crop views as a fraction of the resized image's sides.
+        test_views: views whose head outputs are averaged when scoring images (``full`` = no averaging).
     """
 
     family = "nss_mlp"
@@ -48,6 +55,8 @@ class NSSMLPConfig(ModelConfig):
     n_members: int = 5
     short_side: int = 512
     mos_range: tuple[float, float] = (0.0, 100.0)
+    crop_fraction: float = 0.9
+    test_views: tuple[str, ...] = ("full",)
     input_policy: InputPolicy = field(default_factory=InputPolicy)
 
 
@@ -69,6 +78,10 @@ class NSSMLPModel(QualityModel):
 
     def __init__(self, config: NSSMLPConfig) -> None:
         super().__init__(config)
+        unknown = [v for v in config.test_views if v not in IMAGE_VIEWS]
+        if unknown or not config.test_views:
+            choices = ", ".join(IMAGE_VIEWS)
+            raise InputError(f"test_views must name views among {choices}, got {config.test_views}")
         self.members = nn.ModuleList(
             nn.Sequential(
                 nn.Dropout(config.dropout / 2),
@@ -88,14 +101,22 @@ class NSSMLPModel(QualityModel):
     def score_range(self) -> tuple[float, float]:  # type: ignore[override]
         return tuple(self.config.mos_range)
 
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        """The fixed descriptor (B, FEATURE_DIM) of images (B, 3, H, W) in [0, 1], after the resize policy."""
-        return quality_features(resize_short_side(images, self.config.short_side))
+    def features(self, images: torch.Tensor, view: str = "full") -> torch.Tensor:
+        """The fixed descriptor (B, FEATURE_DIM) of one view of images (B, 3, H, W) in [0, 1].
+
+        The view (``full``, ``hflip`` or a corner crop) is taken after the resize policy.
+        """
+        resized = resize_short_side(images, self.config.short_side)
+        return quality_features(image_view(resized, view, self.config.crop_fraction))
 
     @property
     def descriptor_id(self) -> str:
         """What :meth:`features` computes (the key of cached descriptors, perceptiq.training.descriptors)."""
         return f"quality_features-v{DESCRIPTOR_VERSION}-d{FEATURE_DIM}-short{self.config.short_side}"
+
+    def view_id(self, view: str) -> str:
+        """Name of a view with its parameters (part of the key of cached view descriptors)."""
+        return f"{view}-{self.config.crop_fraction:g}" if view.startswith("crop") else view
 
     def fit_standardisation(self, features: torch.Tensor, targets: torch.Tensor) -> None:
         """Store the training set's feature and target statistics (the trainer calls this before training)."""
@@ -131,9 +152,19 @@ class NSSMLPModel(QualityModel):
         return merged.to(first.feature_mean.device)
 
     def forward(self, images: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
-        """Scores (B,) of images (B, 3, H, W), or of precomputed descriptors (B, FEATURE_DIM)."""
-        features = images if images.ndim == 2 else self.features(images)
-        return self.head(features) * self.target_std + self.target_mean
+        """Scores (B,) of images (B, 3, H, W), or of precomputed descriptors (B, FEATURE_DIM) or (B, V, D).
+
+        Images are scored as the mean head output over ``config.test_views``; descriptors of V views as
+        the mean over those views.
+        """
+        if images.ndim == 2:
+            standardised = self.head(images)
+        elif images.ndim == 3:
+            standardised = torch.stack([self.head(images[:, v]) for v in range(images.shape[1])]).mean(0)
+        else:
+            views = [self.head(self.features(images, view)) for view in self.config.test_views]
+            standardised = torch.stack(views).mean(0)
+        return standardised * self.target_std + self.target_mean
 
 
 @register_model("nss_mlp")

@@ -24,6 +24,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 import yaml
 
 from perceptiq.errors import DataFileError
+from perceptiq.functional.patches import IMAGE_VIEWS
 
 __all__ = [
     "ConfigError",
@@ -120,7 +121,14 @@ class DataSection:
     descriptor_cache: str | None = _f(
         None,
         "train the head of a model with a fixed descriptor (e.g. nss_mlp) on model.features of whole "
-        "images, computed once and cached in this folder (shared between runs); crops and flips are off",
+        "images, computed once and cached in this folder (shared between runs); random crops and flips are "
+        "off (see descriptor_views)",
+    )
+    descriptor_views: list[str] = _f(
+        ["full"],
+        "with data.descriptor_cache: views of each training image whose descriptors are cached (full, "
+        "hflip, crop_tl, crop_tr, crop_bl, crop_br); each epoch draws every training image as one of them "
+        "(seeded by seed, epoch and row); the standardisation sees all views, validation the full image",
     )
 
 
@@ -443,6 +451,13 @@ def _check(cfg: TrainConfig, source: str) -> None:
     if not cfg.loss:
         raise ConfigError(source, "loss: needs at least one term, e.g. [{name: mse}]")
     d = cfg.data
+    unknown = [v for v in d.descriptor_views if v not in IMAGE_VIEWS]
+    if unknown or not d.descriptor_views or len(set(d.descriptor_views)) < len(d.descriptor_views):
+        raise ConfigError(
+            source, f"data.descriptor_views: distinct names among {', '.join(IMAGE_VIEWS)}, got {unknown}"
+        )
+    if d.descriptor_views != ["full"] and not d.descriptor_cache:
+        raise ConfigError(source, "data.descriptor_views needs data.descriptor_cache")
     if d.group_by == "method" and (d.batch_size % d.group_size or d.batch_size < 2 * d.group_size):
         raise ConfigError(
             source,

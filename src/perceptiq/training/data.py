@@ -114,9 +114,11 @@ class ManifestDataset(Dataset):
     """Images of a manifest frame with their MOS, method group and row index.
 
     Items are dicts ``{"image": (3, h, w) float in [0, 1], "mos": float (NaN if missing), "group": int
-    (-1 if none), "index": int}``; with ``descriptors`` (N, D), "image" is the row's descriptor instead.
-    In training mode (``train=True``) the crop and flip of an item depend on ``(seed, epoch, index)`` only
-    (call :meth:`set_epoch` before each epoch); otherwise the centre crop.
+    (-1 if none), "index": int}``; with ``descriptors`` (N, D), "image" is the row's descriptor instead,
+    and with descriptors of several views (N, V, D) the descriptor of one view: in training mode a view
+    drawn from ``(seed, epoch, index)``, otherwise view 0. In training mode (``train=True``) the crop
+    and flip of an item depend on ``(seed, epoch, index)`` only (call :meth:`set_epoch` before each
+    epoch); otherwise the centre crop.
     """
 
     def __init__(
@@ -149,6 +151,12 @@ class ManifestDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         if self.descriptors is not None:
             image = self.descriptors[index]
+            if image.ndim == 2:
+                view = 0
+                if self.train:
+                    generator = augment_generator(self.seed, self.epoch, index)
+                    view = int(torch.randint(0, image.shape[0], (1,), generator=generator))
+                image = image[view]
         else:
             generator = augment_generator(self.seed, self.epoch, index) if self.train else None
             image = crop_and_flip(
@@ -355,9 +363,14 @@ def _validation_rows(frame: pd.DataFrame, cfg: TrainConfig) -> pd.DataFrame:
 
 
 def _descriptors(
-    model: QualityModel | None, frame: pd.DataFrame, cfg: TrainConfig, env: DistInfo
+    model: QualityModel | None,
+    frame: pd.DataFrame,
+    cfg: TrainConfig,
+    env: DistInfo,
+    views: list[str] | None = None,
 ) -> torch.Tensor | None:
-    """Cached descriptors of the frame's images (rank 0 computes the missing ones), or None."""
+    """Cached descriptors of the frame's images, (N, D) or of ``views`` (N, V, D) (rank 0 computes the
+    missing ones), or None without ``data.descriptor_cache``."""
     if not cfg.data.descriptor_cache:
         return None
     if model is None:
@@ -367,9 +380,13 @@ def _descriptors(
     paths, cache = [str(p) for p in frame["image"]], cfg.data.descriptor_cache
     values = None
     if env.is_main:
-        values = cached_descriptors(model, paths, cache, device=env.device, progress=cfg.log.progress)
+        values = cached_descriptors(
+            model, paths, cache, device=env.device, progress=cfg.log.progress, views=views
+        )
     barrier(env)  # the other processes read what rank 0 computed
-    return values if values is not None else cached_descriptors(model, paths, cache, progress=False)
+    if values is None:
+        values = cached_descriptors(model, paths, cache, progress=False, views=views)
+    return values
 
 
 def prepare_data(
@@ -403,9 +420,10 @@ def prepare_data(
         raise InputError("data.group_by: method needs data.method_scores (the methods' global ranking)")
     val_rows = _validation_rows(frame, cfg)
     common = {"crop_size": d.crop_size, "resize_short": d.resize_short}
+    views = None if d.descriptor_views == ["full"] else d.descriptor_views
     train_set = ManifestDataset(
         train_rows, train=True, hflip=d.hflip, seed=cfg.seed, groups=groups,
-        descriptors=_descriptors(model, train_rows, cfg, env), **common,
+        descriptors=_descriptors(model, train_rows, cfg, env, views), **common,
     )  # fmt: skip
     val_set = None
     if len(val_rows) >= 2:

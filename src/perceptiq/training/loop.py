@@ -327,8 +327,12 @@ def _setup(cfg: TrainConfig, env: DistInfo, resume: bool) -> _Run:
     data = prepare_data(cfg, env, out, teacher, found is not None, model)
     if data.train_set.descriptors is not None and hasattr(model, "fit_standardisation"):
         labelled = np.isfinite(data.train_set.mos)
+        described = data.train_set.descriptors[labelled]  # (n, D) or (n, V, D): every view counts
+        mos = torch.from_numpy(data.train_set.mos[labelled])
+        if described.ndim == 3:
+            mos = mos.repeat_interleave(described.shape[1])
         model.fit_standardisation(
-            data.train_set.descriptors[labelled], torch.from_numpy(data.train_set.mos[labelled])
+            described.reshape(-1, described.shape[-1]), mos
         )  # deterministic: a resumed run recomputes the same statistics (and restores them anyway)
     objective = build_objective(cfg.loss, data.group_scores)
     if objective.needs_teacher and teacher is None:
