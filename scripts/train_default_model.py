@@ -13,13 +13,17 @@ Every model here is trained by perceptiq's trainer with the packaged recipe ``de
    (``NSSMLPModel.merge``); the point with the best mean validation-fold SRCC wins. When the synthetic
    severity ladders of ``scripts/make_synthetic_ladders.py`` exist (``--ladders``), the grid also has
    points that add them to the training rows, ordered by the group-mean fidelity loss of seed 002
-   (``data.group_by=method``). Selection rule: the best mean validation-fold SRCC among the points whose
-   fold models order at least 90% of the pairs of the ``perceptiq samples`` ladders (scikit-image photos,
-   blur / noise / JPEG / down-up, never trained on) correctly; all points if none does. (The rule was
-   added after the CLIVE-only model was seen to score Gaussian noise *higher* than the clean photo.)
+   (``data.group_by=method``) with weight 1, 0.3 or 0.1. Points marked "views" train on 6 fixed views of
+   each image (full, mirror image, four corner crops of 0.9 of the sides: ``data.descriptor_views``), one
+   view per image per epoch; every point is scored on the full image (the shipped inference) and, for
+   information, on the mean over the 6 views (``test_views``, 6x the descriptor cost). Selection rule:
+   the best mean validation-fold SRCC among the points whose fold models order at least 90% of the pairs
+   of the ``perceptiq samples`` ladders (scikit-image photos, blur / noise / JPEG / down-up, never
+   trained on) correctly; all points if none does. (The rule was added after the CLIVE-only model was
+   seen to score Gaussian noise *higher* than the clean photo.)
 4. Reported numbers: SRCC/PLCC with 95% bootstrap CIs (1,000 resamples, seed 0, protocol vquala25-fiqa)
-   of the chosen point's out-of-fold predictions and of a fixed 80/20 split (seed 0), beside NIQE and
-   BRISQUE on the same images.
+   of the chosen point's out-of-fold predictions (also averaged over the 6 views) and of a fixed 80/20
+   split (seed 0), beside NIQE and BRISQUE on the same images.
 5. Shipped model: the chosen point trained on all 724 images (seeds 990-994), saved as float16
    safetensors + config.json in src/perceptiq/models/weights/perceptiq_nr/.
 
@@ -60,13 +64,24 @@ OUT_WEIGHTS = ROOT / "src" / "perceptiq" / "models" / "weights" / "perceptiq_nr"
 RESULTS = ROOT / "benchmarks" / "results"
 RECIPE = "default_nr"
 GRID = {"dropout": (0.3, 0.5), "epochs": (30, 60)}
+VIEWS = [
+    "full",
+    "hflip",
+    "crop_tl",
+    "crop_tr",
+    "crop_bl",
+    "crop_br",
+]  # data.descriptor_views of "views" points
+LADDER_WEIGHTS = (0.3, 0.1)  # lighter weights of the ladder loss, tried with views
 MEMBERS = 5  # deep ensemble: independent runs from different seeds
 MIN_LADDER_ACCURACY = 0.9  # selection: best CV SRCC among points that order the sample ladders
 LADDER_SETS = [
     "data.group_by=method", "data.group_size=8", "data.batch_size=32", "data.labelled_per_batch=32",
-    "loss=[{name: mse, weight: 0.0024885}, {name: plcc}, "
-    "{name: group_mean_fidelity, target: method, options: {sigma: 10.0}}]",
 ]  # fmt: skip
+LADDER_LOSS = (
+    "loss=[{{name: mse, weight: 0.0024885}}, {{name: plcc}}, "
+    "{{name: group_mean_fidelity, target: method, weight: {weight}, options: {{sigma: 10.0}}}}]"
+)
 
 
 def image_key(path: str) -> str:
@@ -121,20 +136,25 @@ def run_recipe(out: Path, overrides: list[str]) -> Path:
 
 def point_tag(point: dict) -> str:
     """Folder name of a grid point's runs."""
-    return f"dropout{point['dropout']}_epochs{point['epochs']}" + ("_ladders" if point["ladders"] else "")
+    tag, weight = f"dropout{point['dropout']}_epochs{point['epochs']}", point["ladders"]
+    if weight:
+        tag += "_ladders" if weight == 1 else f"_ladders{weight:g}"
+    return tag + ("_views6" if point["views"] else "")
 
 
 def point_overrides(point: dict, train_file: Path, ladders: Path) -> list[str]:
     """``--set`` overrides of a grid point trained on the rows of ``train_file`` with split = train.
 
-    With ``ladders``, the synthetic severity ladders join the training rows (no MOS) and batches become
-    4 rungs x 8 ladder images + 32 CLIVE images: the MOS terms see the CLIVE rows, the group-mean fidelity
-    loss of seed 002 (sigma 10 MOS points) the rungs' order.
+    With ``point["ladders"]`` > 0, the synthetic severity ladders join the training rows (no MOS) and
+    batches become 4 rungs x 8 ladder images + 32 CLIVE images: the MOS terms see the CLIVE rows, the
+    group-mean fidelity loss of seed 002 (sigma 10 MOS points, weight ``point["ladders"]``) the rungs'
+    order.
     """
     sets = [
         f"model.options.dropout={point['dropout']}",
         f"epochs={point['epochs']}",
         "data.train_split=train",
+        *([f"data.descriptor_views={json.dumps(VIEWS)}"] if point["views"] else []),
     ]
     if not point["ladders"]:
         return [*sets, f"data.train={train_file}"]
@@ -146,6 +166,7 @@ def point_overrides(point: dict, train_file: Path, ladders: Path) -> list[str]:
         *sets,
         f"data.train={combined}",
         *LADDER_SETS,
+        LADDER_LOSS.format(weight=point["ladders"]),
         f"data.method_scores={ladders.parent / 'method_scores.json'}",
     ]
 
@@ -157,10 +178,10 @@ def train_ensemble(out: Path, overrides: list[str], seeds: range) -> NSSMLPModel
     return NSSMLPModel.merge([load_model(run / "final") for run in runs]).eval()
 
 
-def predict(model: NSSMLPModel, paths: list[str], cache: str) -> np.ndarray:
-    """Scores of the images from their cached descriptors."""
+def predict(model: NSSMLPModel, paths: list[str], cache: str, views: list[str] | None = None) -> np.ndarray:
+    """Scores from the cached descriptors (the mean over ``views`` if given, as ``test_views`` does)."""
     with torch.no_grad():
-        return model(cached_descriptors(model, paths, cache, progress=False)).double().numpy()
+        return model(cached_descriptors(model, paths, cache, progress=False, views=views)).double().numpy()
 
 
 def ladder_accuracy(model: NSSMLPModel, samples: pd.DataFrame, cache: str) -> float:
@@ -213,35 +234,48 @@ def main() -> None:
     splits = args.work / "splits"
     fold_files = {int(f): write_split(manifest, folds == f, splits / f"fold{f}.csv") for f in set(folds)}
     ladders = args.ladders / "manifest.csv"
-    points = [{"dropout": d, "epochs": e, "ladders": False} for d, e in itertools.product(*GRID.values())]
+    points = [{"dropout": d, "epochs": e, "ladders": 0.0, "views": False}
+              for d, e in itertools.product(*GRID.values())]  # fmt: skip
+    points += [{"dropout": 0.3, "epochs": e, "ladders": 0.0, "views": True} for e in GRID["epochs"]]
     if ladders.exists():
-        points += [{"dropout": 0.3, "epochs": e, "ladders": True} for e in GRID["epochs"]]
+        points += [{"dropout": 0.3, "epochs": e, "ladders": 1.0, "views": v}
+                   for v, e in itertools.product((False, True), GRID["epochs"])]  # fmt: skip
+        points += [{"dropout": 0.3, "epochs": 60, "ladders": w, "views": True} for w in LADDER_WEIGHTS]
     else:
         print(f"no {ladders} (scripts/make_synthetic_ladders.py): CLIVE-only points", flush=True)
     samples = sample_ladders(args.work / "samples")
     print("model selection by 5-fold CV ...", flush=True)
     grid = []
     for point in points:
-        oof, accuracy = np.empty(len(mos)), []
+        oof, oof_views, accuracy = np.empty(len(mos)), np.empty(len(mos)), []
         for fold, file in fold_files.items():
             sets = point_overrides(point, file, ladders)
             model = train_ensemble(args.work / "cv" / point_tag(point) / f"fold{fold}", sets, seeds_of(fold))
-            oof[folds == fold] = predict(model, [paths[i] for i in np.flatnonzero(folds == fold)], cache)
+            held_out = [paths[i] for i in np.flatnonzero(folds == fold)]
+            oof[folds == fold] = predict(model, held_out, cache)
+            oof_views[folds == fold] = predict(model, held_out, cache, VIEWS)
             accuracy.append(ladder_accuracy(model, samples, cache))
         per_fold = [
             float(pd.Series(oof[folds == f]).corr(pd.Series(mos[folds == f]), method="spearman"))
             for f in fold_files
         ]
+        with_views = [
+            float(pd.Series(oof_views[folds == f]).corr(pd.Series(mos[folds == f]), method="spearman"))
+            for f in fold_files
+        ]
         grid.append({**point, "mean_fold_srcc": float(np.mean(per_fold)), "fold_srcc": per_fold,
-                     "sample_ladder_accuracy": float(np.mean(accuracy)), "oof": oof})  # fmt: skip
-        line = f"mean fold SRCC {np.mean(per_fold):.4f}, sample ladders {np.mean(accuracy):.3f}"
+                     "mean_fold_srcc_test_views": float(np.mean(with_views)),
+                     "sample_ladder_accuracy": float(np.mean(accuracy)),
+                     "oof": oof, "oof_views": oof_views})  # fmt: skip
+        line = (f"mean fold SRCC {np.mean(per_fold):.4f} ({np.mean(with_views):.4f} with test views), "
+                f"sample ladders {np.mean(accuracy):.3f}")  # fmt: skip
         print(f"  {point}: {line}", flush=True)
     sound = [row for row in grid if row["sample_ladder_accuracy"] >= MIN_LADDER_ACCURACY] or grid
     best = max(sound, key=lambda row: row["mean_fold_srcc"])
     point = {k: best[k] for k in points[0]}
     print(f"chosen: {point}", flush=True)
-    oof = best["oof"]
-    grid = [{k: v for k, v in row.items() if k != "oof"} for row in grid]
+    oof, oof_views = best["oof"], best["oof_views"]
+    grid = [{k: v for k, v in row.items() if k not in ("oof", "oof_views")} for row in grid]
 
     rng = np.random.default_rng(0)
     val_mask = np.zeros(len(mos), bool)
@@ -263,6 +297,9 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     oof_file = RESULTS / "default_model_oof_predictions.csv"
     pd.DataFrame({"image": ids, "score": oof}).to_csv(oof_file, index=False)
+    pd.DataFrame({"image": ids, "score": oof_views}).to_csv(
+        RESULTS / "default_model_oof_predictions_test_views.csv", index=False
+    )
     pd.DataFrame({"image": ids, "niqe": niqe, "brisque": brisque}).to_csv(
         RESULTS / "default_model_baselines.csv", index=False
     )
@@ -274,6 +311,11 @@ def main() -> None:
         "selection": f"best mean fold SRCC among points with sample ladder accuracy >= {MIN_LADDER_ACCURACY}",
         "grid": grid,
         "cross_validation_out_of_fold": evaluate(ids, oof, mos),
+        "cross_validation_out_of_fold_test_views": {
+            "test_views": VIEWS,
+            "note": "opt-in create_model('perceptiq_nr', test_views=[...]): 6 descriptors per image",
+            **evaluate(ids, oof_views, mos),
+        },
         "fixed_split_validation": {
             "n_train": int((~val_mask).sum()),
             "n_val": int(val_mask.sum()),

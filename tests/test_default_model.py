@@ -36,8 +36,10 @@ def test_model_card_numbers_are_reproduced_by_perceptiq_evaluate(tmp_path):
         baselines.assign(score=-baselines[name])[["image", "score"]].to_csv(
             tmp_path / f"{name}.csv", index=False
         )
+    with_views = _evaluate_json(RESULTS / "default_model_oof_predictions_test_views.csv", gt)
     rows = {
         "cross_validation_out_of_fold": ours,
+        "cross_validation_out_of_fold_test_views": with_views,
         "niqe_same_images": _evaluate_json(tmp_path / "niqe.csv", gt),
         "brisque_same_images": _evaluate_json(tmp_path / "brisque.csv", gt),
     }
