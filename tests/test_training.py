@@ -730,6 +730,8 @@ def test_descriptor_views_augment_training_and_validation_sees_the_full_image(tm
     assert float(trained.target_mean) == pytest.approx(frame.loc[frame["split"] == "train", "mos"].mean())
     with pytest.raises(ConfigError, match="descriptor_views"):
         load_config("default_nr", ['data.descriptor_views=["crop_centre"]'])
+    with pytest.raises(ConfigError, match="distinct names"):
+        load_config("default_nr", ['data.descriptor_views=["full", "full"]'])
     with pytest.raises(ConfigError, match="needs data.descriptor_cache"):
         load_config("default_nr", ['data.descriptor_views=["full", "hflip"]', "data.descriptor_cache=null"])
 

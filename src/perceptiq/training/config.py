@@ -454,7 +454,8 @@ def _check(cfg: TrainConfig, source: str) -> None:
     unknown = [v for v in d.descriptor_views if v not in IMAGE_VIEWS]
     if unknown or not d.descriptor_views or len(set(d.descriptor_views)) < len(d.descriptor_views):
         raise ConfigError(
-            source, f"data.descriptor_views: distinct names among {', '.join(IMAGE_VIEWS)}, got {unknown}"
+            source,
+            f"data.descriptor_views: distinct names among {', '.join(IMAGE_VIEWS)}, got {d.descriptor_views}",
         )
     if d.descriptor_views != ["full"] and not d.descriptor_cache:
         raise ConfigError(source, "data.descriptor_views needs data.descriptor_cache")
