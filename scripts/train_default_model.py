@@ -45,11 +45,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from scipy import stats
 
 from perceptiq.data.manifest import read_manifest
 from perceptiq.data.samples import write_samples
 from perceptiq.data.splits import content_split
 from perceptiq.evaluation.protocols import ScoreData, create_protocol
+from perceptiq.functional.patches import IMAGE_VIEWS
 from perceptiq.io.images import read_image
 from perceptiq.metrics import create_metric
 from perceptiq.models import load_model, save_model
@@ -64,14 +66,7 @@ OUT_WEIGHTS = ROOT / "src" / "perceptiq" / "models" / "weights" / "perceptiq_nr"
 RESULTS = ROOT / "benchmarks" / "results"
 RECIPE = "default_nr"
 GRID = {"dropout": (0.3, 0.5), "epochs": (30, 60)}
-VIEWS = [
-    "full",
-    "hflip",
-    "crop_tl",
-    "crop_tr",
-    "crop_bl",
-    "crop_br",
-]  # data.descriptor_views of "views" points
+VIEWS = list(IMAGE_VIEWS)  # data.descriptor_views of "views" points
 LADDER_WEIGHTS = (0.3, 0.1)  # lighter weights of the ladder loss, tried with views
 MEMBERS = 5  # deep ensemble: independent runs from different seeds
 MIN_LADDER_ACCURACY = 0.9  # selection: best CV SRCC among points that order the sample ladders
@@ -207,6 +202,11 @@ def sample_ladders(folder: Path) -> pd.DataFrame:
     return rows.assign(path=[str(folder / p) for p in rows["image"]])
 
 
+def fold_srcc(pred: np.ndarray, mos: np.ndarray, folds: np.ndarray) -> list[float]:
+    """SRCC of the predictions within each validation fold."""
+    return [float(stats.spearmanr(pred[folds == f], mos[folds == f]).statistic) for f in np.unique(folds)]
+
+
 def evaluate(ids: np.ndarray, pred: np.ndarray, mos: np.ndarray) -> dict[str, object]:
     result = create_protocol("vquala25-fiqa").evaluate(ScoreData(ids, pred, mos), bootstrap=1000, seed=0)
     out = {}
@@ -255,14 +255,7 @@ def main() -> None:
             oof[folds == fold] = predict(model, held_out, cache)
             oof_views[folds == fold] = predict(model, held_out, cache, VIEWS)
             accuracy.append(ladder_accuracy(model, samples, cache))
-        per_fold = [
-            float(pd.Series(oof[folds == f]).corr(pd.Series(mos[folds == f]), method="spearman"))
-            for f in fold_files
-        ]
-        with_views = [
-            float(pd.Series(oof_views[folds == f]).corr(pd.Series(mos[folds == f]), method="spearman"))
-            for f in fold_files
-        ]
+        per_fold, with_views = fold_srcc(oof, mos, folds), fold_srcc(oof_views, mos, folds)
         grid.append({**point, "mean_fold_srcc": float(np.mean(per_fold)), "fold_srcc": per_fold,
                      "mean_fold_srcc_test_views": float(np.mean(with_views)),
                      "sample_ladder_accuracy": float(np.mean(accuracy)),

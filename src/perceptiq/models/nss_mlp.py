@@ -160,7 +160,7 @@ class NSSMLPModel(QualityModel):
         if images.ndim == 2:
             standardised = self.head(images)
         elif images.ndim == 3:
-            standardised = torch.stack([self.head(images[:, v]) for v in range(images.shape[1])]).mean(0)
+            standardised = self.head(images.flatten(0, 1)).view(images.shape[:2]).mean(1)
         else:
             views = [self.head(self.features(images, view)) for view in self.config.test_views]
             standardised = torch.stack(views).mean(0)
