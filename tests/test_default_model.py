@@ -89,3 +89,16 @@ def test_perceptiq_score_uses_the_default_model_without_a_metric(tmp_path):
     assert rows[0]["scorer"] == DEFAULT_MODEL
     expected = create_model(DEFAULT_MODEL).score(_photo("coffee"))
     assert rows[0]["score"] == pytest.approx(float(expected), abs=1e-4)
+
+
+@pytest.mark.parametrize("level", [0.0, 0.5, 1.0])
+def test_default_model_scores_flat_images_inside_its_stated_range(level):
+    """White, black and grey images drive the MLPs far off the scale; the scores stay in 0-100."""
+    model = create_model(DEFAULT_MODEL).eval()
+    low, high = model.score_range
+    assert (low, high) == (0.0, 100.0)
+    score = float(model.score(torch.full((1, 3, 96, 128), level)))
+    assert low <= score <= high
+    torch.manual_seed(0)
+    model.train()  # training sees the unclipped output, so its loss keeps a gradient
+    assert float(model(torch.full((1, 3, 96, 128), level))) < low

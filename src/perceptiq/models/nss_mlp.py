@@ -10,7 +10,10 @@ parameters each); the descriptor costs a few convolutions and an FFT per scale.
 Resolution policy: images whose shorter side exceeds ``short_side`` are first resized (aspect ratio
 kept, antialiased) to that shorter side, the scale of the training images (CLIVE: 500 x 500), so 2K,
 4K and 8K inputs are judged at the scale the model learned. Smaller images are used as they are
-(at least 64 x 64). Scores are on the training MOS scale (CLIVE: 0-100), higher = better.
+(at least 64 x 64). Scores are on the training MOS scale (CLIVE: 0-100), higher = better, and are
+clipped to ``mos_range`` outside training: the MLPs extrapolate linearly far from the training
+images (plain white, black and grey images land a few hundred below 0), and a score outside the
+scale has no meaning on it.
 
 Views: :meth:`NSSMLPModel.features` also describes fixed views of the resized image (mirror image and
 corner crops, :func:`perceptiq.functional.patches.image_view`). Training can draw each image as one of
@@ -44,7 +47,8 @@ class NSSMLPConfig(ModelConfig):
         dropout: dropout on the input features and the hidden layer (training only).
         n_members: number of MLPs averaged.
         short_side: larger images are resized to this shorter side before the descriptor.
-        mos_range: nominal range of the training MOS scale (reported as ``score_range``).
+        mos_range: range of the training MOS scale (``score_range``); scores are clipped to it in
+            eval mode.
         crop_fraction: side of the corner-crop views as a fraction of the resized image's sides.
         test_views: views whose head outputs are averaged when scoring images (``full`` = no averaging).
     """
@@ -155,7 +159,8 @@ class NSSMLPModel(QualityModel):
         """Scores (B,) of images (B, 3, H, W), or of precomputed descriptors (B, FEATURE_DIM) or (B, V, D).
 
         Images are scored as the mean head output over ``config.test_views``; descriptors of V views as
-        the mean over those views.
+        the mean over those views. In eval mode the scores are clipped to ``config.mos_range``
+        (training sees the unclipped values, so the loss keeps its gradient).
         """
         if images.ndim == 2:
             standardised = self.head(images)
@@ -164,7 +169,11 @@ class NSSMLPModel(QualityModel):
         else:
             views = [self.head(self.features(images, view)) for view in self.config.test_views]
             standardised = torch.stack(views).mean(0)
-        return standardised * self.target_std + self.target_mean
+        scores = standardised * self.target_std + self.target_mean
+        if self.training:
+            return scores
+        low, high = self.config.mos_range
+        return scores.clamp(low, high)
 
 
 @register_model("nss_mlp")
