@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import struct
 import warnings
 import zlib
@@ -72,6 +73,7 @@ from perceptiq.errors import DataFileError, InputError, PerceptiqWarning
 __all__ = [
     "IMAGE_EXTENSIONS",
     "DEFAULT_MAX_PIXELS",
+    "DEFAULT_MAX_BYTES",
     "ImageDecodeError",
     "ImageTooLargeError",
     "ImageInfo",
@@ -83,6 +85,7 @@ __all__ = [
     "load_images",
     "apply_exif_orientation",
     "find_images",
+    "scan_images",
     "save_image",
 ]
 
@@ -99,6 +102,10 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
 
 DEFAULT_MAX_PIXELS: int = 1 << 28
 """Default pixel limit: 268,435,456 pixels (16384 x 16384; an 8K frame has 33 million)."""
+
+DEFAULT_MAX_BYTES: int = 1 << 30
+"""Default file-size limit: 1 GiB, checked before a file is read (an uncompressed 8-bit RGB TIFF of
+16384 x 16384 pixels is 805 MB)."""
 
 _LUMA_BT601 = (0.299, 0.587, 0.114)
 _EXIF_ORIENTATION_TAG = 0x0112
@@ -185,6 +192,7 @@ class _Options:
     dtype: torch.dtype
     device: torch.device
     gpu_jpeg: bool
+    max_bytes: int | None = DEFAULT_MAX_BYTES
 
 
 @dataclass(frozen=True)
@@ -206,7 +214,13 @@ class _Pending:
 
 
 def _options(
-    channels: str, alpha: str, max_pixels: int | None, dtype: torch.dtype, device: object, gpu_jpeg: bool
+    channels: str,
+    alpha: str,
+    max_pixels: int | None,
+    dtype: torch.dtype,
+    device: object,
+    gpu_jpeg: bool,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
 ) -> _Options:
     if channels not in ("rgb", "grey"):
         raise InputError(f"channels must be 'rgb' or 'grey', got {channels!r}")
@@ -214,6 +228,8 @@ def _options(
         raise InputError(f"alpha must be 'white', 'black' or 'drop', got {alpha!r}")
     if max_pixels is not None and max_pixels < 1:
         raise InputError(f"max_pixels must be a positive integer or None, got {max_pixels!r}")
+    if max_bytes is not None and max_bytes < 1:
+        raise InputError(f"max_bytes must be a positive integer or None, got {max_bytes!r}")
     if dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
         raise InputError(f"dtype must be a floating-point torch dtype, got {dtype}")
     try:
@@ -222,12 +238,38 @@ def _options(
         raise InputError(f"invalid device {device!r}: {err}") from err
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"device {device!r} requested but CUDA is not available")
-    return _Options(channels, alpha, max_pixels, dtype, dev, gpu_jpeg)  # type: ignore[arg-type]
+    return _Options(channels, alpha, max_pixels, dtype, dev, gpu_jpeg, max_bytes)  # type: ignore[arg-type]
 
 
-def _read_bytes(path: Path) -> bytes:
+def _file_kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def _read_bytes(path: Path, max_bytes: int | None = DEFAULT_MAX_BYTES) -> bytes:
+    """The bytes of a regular file (symbolic links followed) of at most ``max_bytes`` bytes.
+
+    The file type and size are checked with ``os.stat`` before the file is opened, so a FIFO, a
+    device (e.g. a link to ``/dev/zero``) or an oversized file is refused without blocking or
+    filling memory; at most ``max_bytes + 1`` bytes are read in case the file grows meanwhile.
+    """
     try:
-        data = path.read_bytes()
+        info = os.stat(path)
+        if stat.S_ISDIR(info.st_mode):
+            raise ImageDecodeError(path, "is a directory, not an image file")
+        if not stat.S_ISREG(info.st_mode):
+            raise ImageDecodeError(path, f"is {_file_kind(info.st_mode)}, not a regular file; not read")
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise ImageDecodeError(
+                path, f"file is {info.st_size} bytes, over the limit of {max_bytes} bytes (max_bytes)"
+            )
+        with open(path, "rb") as fh:
+            data = fh.read() if max_bytes is None else fh.read(max_bytes + 1)
     except FileNotFoundError as err:
         raise ImageDecodeError(path, "file not found") from err
     except IsADirectoryError as err:
@@ -238,6 +280,8 @@ def _read_bytes(path: Path) -> bytes:
         raise ImageDecodeError(path, f"cannot read file: {err.strerror or err}") from err
     if not data:
         raise ImageDecodeError(path, "file is empty (0 bytes)")
+    if max_bytes is not None and len(data) > max_bytes:
+        raise ImageDecodeError(path, f"file grew over the limit of {max_bytes} bytes (max_bytes) while read")
     return data
 
 
@@ -551,6 +595,7 @@ def read_image(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str = "cpu",
     gpu_jpeg: bool = True,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
 ) -> torch.Tensor:
     """Read one image file as a float tensor (1, C, H, W) in [0, 1], EXIF orientation applied.
 
@@ -563,9 +608,12 @@ def read_image(
         dtype: floating-point dtype of the result (scaling is computed in float32, or float64).
         device: where the result lives; on CUDA, JPEGs are decoded there (see ``gpu_jpeg``).
         gpu_jpeg: decode RGB/grey JPEGs with nvJPEG when ``device`` is a CUDA device.
+        max_bytes: refuse files larger than this many bytes, checked before reading (None: no limit).
+            Only regular files are read (symbolic links followed): FIFOs, devices and sockets raise.
 
     Raises:
-        ImageDecodeError: missing, empty, corrupt, truncated or unreadable file (a ``DataFileError``).
+        ImageDecodeError: missing, empty, corrupt, truncated or unreadable file, not a regular file,
+            or larger than ``max_bytes`` (a ``DataFileError``).
         ImageTooLargeError: more than ``max_pixels`` pixels.
 
     Example:
@@ -573,15 +621,15 @@ def read_image(
         >>> x.shape  # doctest: +SKIP
         torch.Size([1, 3, 480, 640])
     """
-    opts = _options(channels, alpha, max_pixels, dtype, device, gpu_jpeg)
+    opts = _options(channels, alpha, max_pixels, dtype, device, gpu_jpeg, max_bytes)
     p = Path(path)
-    return _decode(_read_bytes(p), p, opts)
+    return _decode(_read_bytes(p, opts.max_bytes), p, opts)
 
 
 def _load_one(index: int, path: Path, opts: _Options, cuda_jpeg: bool) -> LoadedImage | _Pending:
     """Worker task: read and decode one file, or leave a JPEG to the GPU batch."""
     try:
-        data = _read_bytes(path)
+        data = _read_bytes(path, opts.max_bytes)
         img, info = _open(data, path, opts.max_pixels)
         if choose_decoder(info, opts.device, cuda_jpeg=cuda_jpeg) == "torchvision_jpeg":
             return _Pending(index, path, data, info)
@@ -619,6 +667,7 @@ def load_images(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str = "cpu",
     gpu_jpeg: bool = True,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
 ) -> Iterator[LoadedImage]:
     """Decode many files in worker threads and yield them in input order, errors included.
 
@@ -633,12 +682,12 @@ def load_images(
             the GIL while decoding, so threads scale on multi-core machines.
         prefetch: files in flight ahead of the consumer (default ``2 * workers + gpu_batch``).
         gpu_batch: JPEGs per nvJPEG call on CUDA (ignored on CPU).
-        channels, alpha, max_pixels, dtype, device, gpu_jpeg: as in :func:`read_image`.
+        channels, alpha, max_pixels, dtype, device, gpu_jpeg, max_bytes: as in :func:`read_image`.
 
     Yields:
         One :class:`LoadedImage` per path, in input order.
     """
-    opts = _options(channels, alpha, max_pixels, dtype, device, gpu_jpeg)
+    opts = _options(channels, alpha, max_pixels, dtype, device, gpu_jpeg, max_bytes)
     if workers < 0:
         raise InputError(f"workers must be >= 0, got {workers}")
     if gpu_batch < 1:
@@ -703,7 +752,8 @@ def find_images(
 
     Args:
         paths: one path or several; a folder contributes the files in it whose suffix (compared in
-            lower case) is in ``extensions``; a file is returned as given whatever its suffix.
+            lower case) is in ``extensions``; any other path that exists (a file, a FIFO, a link) is
+            returned as given whatever its suffix, and the reader decides what to make of it.
         recursive: also walk sub-folders (symbolic links to folders are not followed).
         extensions: suffixes with the dot, e.g. ``{".png", ".jpg"}``; default :data:`IMAGE_EXTENSIONS`.
         include_hidden: also list names starting with ``"."`` (e.g. macOS ``._photo.jpg`` resource
@@ -711,25 +761,41 @@ def find_images(
 
     Returns:
         Paths in argument order; each folder's files sorted by their path relative to the folder;
-        duplicates removed.
+        duplicates removed. :func:`scan_images` also returns the folder entries left out.
 
     Raises:
         DataFileError: a path does not exist.
     """
+    return scan_images(paths, recursive=recursive, extensions=extensions, include_hidden=include_hidden)[0]
+
+
+def scan_images(
+    paths: PathLike | Iterable[PathLike],
+    *,
+    recursive: bool = True,
+    extensions: Iterable[str] = IMAGE_EXTENSIONS,
+    include_hidden: bool = False,
+) -> tuple[list[Path], list[Path]]:
+    """:func:`find_images`, plus the non-hidden folder entries skipped for their suffix (e.g. ``.heic``).
+
+    Returns:
+        ``(images, unsupported)``: the images as :func:`find_images` lists them, and the files found
+        in the folders whose suffix is not in ``extensions``, in the same order.
+    """
     roots = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
     wanted = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
     found: dict[Path, None] = {}
+    unsupported: dict[Path, None] = {}
     for root in roots:
         p = Path(root)
-        if p.is_file():
-            found.setdefault(p, None)
-        elif p.is_dir():
+        if p.is_dir():
             for f in _walk(p, recursive, include_hidden):
-                if f.suffix.lower() in wanted:
-                    found.setdefault(f, None)
+                (found if f.suffix.lower() in wanted else unsupported).setdefault(f, None)
+        elif p.exists() or p.is_symlink():
+            found.setdefault(p, None)
         else:
             raise DataFileError(p, "no such file or folder")
-    return list(found)
+    return list(found), list(unsupported)
 
 
 def _walk(folder: Path, recursive: bool, include_hidden: bool) -> list[Path]:
