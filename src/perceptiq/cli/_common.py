@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from perceptiq.errors import PerceptiqError
+from perceptiq.io.json_text import dumps
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -58,5 +59,5 @@ def fmt(value: float | None, digits: int = 4) -> str:
 
 
 def print_json(payload: object) -> None:
-    """Machine-readable output on stdout (no rich markup)."""
-    sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+    """Machine-readable output on stdout (no rich markup); NaN and infinities are written as ``null``."""
+    sys.stdout.write(dumps(payload, indent=2) + "\n")

@@ -14,7 +14,7 @@ from perceptiq.cli._app import app
 from perceptiq.cli._common import console, err_console, fmt, handle_errors, parse_options, print_json
 from perceptiq.errors import InputError
 from perceptiq.functional.patches import InputPolicy
-from perceptiq.io.images import LoadedImage, find_images
+from perceptiq.io.images import DEFAULT_MAX_BYTES, LoadedImage, scan_images
 from perceptiq.models._base import DEFAULT_MODEL
 from perceptiq.scoring import metric_scorer, model_scorer, pair_references, score_files
 
@@ -49,13 +49,22 @@ def score_command(
     ] = None,
     ref: Annotated[
         Path | None,
-        typer.Option("--ref", help="References: a folder (paired by file name) or a manifest (image, ref)."),
+        typer.Option(
+            "--ref",
+            help="References: a folder (paired by file name) or a manifest (image, ref). "
+            "Ignored, with a warning, for a no-reference scorer.",
+        ),
     ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Results file: .csv, .jsonl or .parquet.")
     ] = None,
     resume: Annotated[
-        bool, typer.Option(help="Skip images already scored in --out and continue it.")
+        bool,
+        typer.Option(
+            help="Skip images already scored in --out and continue it; a last line cut short by a "
+            "killed run is dropped and its image scored again. The scorer and its options are "
+            "recorded in <out>.meta.json and a resume with others is refused."
+        ),
     ] = False,
     device: Annotated[str, typer.Option(help="cpu or cuda[:N].")] = "cpu",
     batch_size: Annotated[
@@ -73,13 +82,19 @@ def score_command(
     max_pixels: Annotated[
         int | None, typer.Option(help="Refuse images with more pixels (bomb guard).")
     ] = None,
+    max_bytes: Annotated[
+        int, typer.Option(min=1, help="Refuse files larger than this many bytes (checked before reading).")
+    ] = DEFAULT_MAX_BYTES,
     json_output: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
 ) -> None:
     """Score images with a metric or a learned model (default: perceptiq_nr); broken images are reported.
 
     Without --metric or --model, images are scored by perceptiq's default no-reference model
     (perceptiq_nr, trained on CLIVE; higher = better, 0-100). A broken image is reported in the
-    output with its error and the run goes on.
+    output with its error and the run goes on; so is a file that is not a regular file (FIFO, device)
+    or is over --max-bytes, and an image whose score is undefined (e.g. NIQE/BRISQUE of a flat
+    image). Paths are written as absolute paths; folder entries with a suffix perceptiq does not
+    read (e.g. .heic) are listed as unsupported. --json output is strict JSON (NaN/inf as null).
 
     Exit code 0 when every image was scored, 1 when any failed (see the error column).
 
@@ -87,7 +102,7 @@ def score_command(
     """
     if metric is not None and (model is not None or weights is not None):
         raise InputError("name either --metric or --model/--weights, not both")
-    files = find_images(paths)
+    files, unsupported = scan_images(paths)
     if not files:
         raise InputError(f"no image files found in {', '.join(map(str, paths))}")
     if metric is not None:
@@ -99,6 +114,8 @@ def score_command(
             model = DEFAULT_MODEL  # no metric or model named: perceptiq's default NR model
         scorer = model_scorer(model, weights=weights, device=device)
     references = None
+    if ref is not None and not scorer.needs_reference:
+        err_console.print(f"[yellow]warning:[/] --ref ignored: {scorer.name} is a no-reference scorer")
     if scorer.needs_reference:
         if ref is None:
             raise InputError(
@@ -114,6 +131,8 @@ def score_command(
         workers=workers,
         batch_size=batch_size,
         max_pixels=max_pixels,
+        max_bytes=max_bytes,
+        unsupported_files=unsupported,
         progress=_progress,
     )
     if json_output:
@@ -133,6 +152,15 @@ def score_command(
         console.print(table)
         if out is not None:
             console.print(f"results written to {out}")
+    for note in summary.notes:
+        err_console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
+    if summary.unsupported_files:
+        names = ", ".join(summary.unsupported_files)
+        err_console.print(
+            f"[yellow]unsupported:[/] {len(summary.unsupported_files)} file(s) not read (suffix not an "
+            f"image format perceptiq reads): {names}",
+            soft_wrap=True,
+        )
     for path, error in summary.failures:
         err_console.print(f"[red]failed:[/] {path}: {error}", soft_wrap=True)
     if summary.failed:

@@ -76,6 +76,7 @@ class PSNR(_FullReference):
     name: ClassVar[str] = "psnr"
     lower_is_better: ClassVar[bool] = False
     score_range: ClassVar[tuple[float, float] | None] = None
+    infinite_score: ClassVar[str] = "identical images (zero error): +inf, kept as a defined value"
 
     def __init__(
         self,

@@ -69,11 +69,15 @@ class NIQE(Metric):
         quantize: round to 8-bit levels like the original scripts, which read 8-bit files.
         patch_size: side of the square patches (the published model was fitted with 96).
 
-    Images need at least ``patch_size`` pixels on each side; the score is NaN for an image whose
-    patches are all flat (undefined features).
+    Images need at least ``patch_size`` pixels on each side. The score is NaN for an image whose
+    patches are all flat (e.g. a constant image): every patch's features are undefined (the
+    authors' release can return a number there only through floating-point rounding noise, see
+    :func:`~perceptiq.functional.nr.nss.mscn`). Batch scoring
+    (:func:`perceptiq.scoring.score_files`) turns it into an error row saying so.
     """
 
     name = "niqe"
+    undefined_reason = "NIQE is undefined when every patch is flat (no natural-scene statistics)"
     kind = "NR"
     lower_is_better = True
     score_range = None
@@ -111,10 +115,14 @@ class BRISQUE(Metric):
         text_io: round features as the release's text files do (``%f``, then ``%g`` after
             scaling); moves scores by up to about 1e-3 and matches the published values closer.
 
-    Images need at least 14 pixels on each side.
+    Images need at least 14 pixels on each side. The score is NaN for a flat (constant) image: its
+    MSCN coefficients are all 0, so the GGD/AGGD fits are undefined (the authors' release returns a
+    number there only because of floating-point rounding noise). Batch scoring
+    (:func:`perceptiq.scoring.score_files`) turns it into an error row saying so.
     """
 
     name = "brisque"
+    undefined_reason = "BRISQUE is undefined on a flat image (all MSCN coefficients are 0)"
     kind = "NR"
     lower_is_better = True
     score_range = None
