@@ -504,7 +504,7 @@ def test_kill_9_of_a_real_process_then_resume(tmp_path):
     out = tmp_path / "run"
     pythonpath = os.pathsep.join([str(tmp_path / "modules"), os.environ.get("PYTHONPATH", "")])
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": pythonpath}
-    command = [sys.executable, "-c", CLI_CODE, "train", str(path), "--out", str(out)]
+    command = [sys.executable, "-c", CLI_CODE, "train", str(path), "--out", str(out), "--allow-imports"]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     while (
@@ -548,12 +548,12 @@ def _ddp_worker(rank: int, port: int, modules: str, one: TrainConfig, two: Train
     sys.path.insert(0, modules)
     torch.set_num_threads(1)
     if rank == 0:
-        train(one)
+        train(one, allow_imports=True)
     os.environ.update(
         {"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
          "MASTER_PORT": str(port)}
     )  # fmt: skip
-    train(two)
+    train(two, allow_imports=True)
 
 
 @pytest.mark.slow

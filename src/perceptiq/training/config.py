@@ -6,6 +6,9 @@ duplicate key or a value of the wrong type is a :class:`ConfigError` naming the 
 option) and the key. Numbers written as ``1e-3`` (a string for YAML 1.1 parsers) are accepted for
 float fields. Relative paths in a recipe are taken relative to the current working directory.
 
+A recipe is data, not code: modules named in ``model.imports`` other than perceptiq's own are imported
+only when the caller allows it (:func:`import_model_modules`), and never from the working directory.
+
 Packaged recipes live in ``perceptiq/configs/*.yaml`` and are found by name (``face_distill``); any other
 argument is a path.
 """
@@ -14,6 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib
+import os
+import sys
 import types
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +55,7 @@ __all__ = [
     "list_recipes",
     "read_yaml",
     "describe_fields",
+    "import_model_modules",
 ]
 
 
@@ -85,7 +92,12 @@ class ModelSection:
         "e.g. {max_num_patches: [4624, 5184, 5776]} (QA-Veteran, seed 000)",
     )
     freeze: list[str] = _f([], "parameters kept fixed: fnmatch patterns of their names (e.g. backbone.*)")
-    imports: list[str] = _f([], "modules imported before the model is built (to register custom families)")
+    imports: list[str] = _f(
+        [],
+        "modules imported before the model is built (to register custom families); modules other than "
+        "perceptiq's own are refused unless allowed (perceptiq train --allow-imports, Python: "
+        "train(..., allow_imports=True)); the working directory is never searched",
+    )
 
 
 @dataclass
@@ -620,3 +632,45 @@ def describe_fields(cls: type = TrainConfig, prefix: str = "") -> list[tuple[str
         if get_origin(tp) is list and dataclasses.is_dataclass(get_args(tp)[0]):
             rows.extend(describe_fields(get_args(tp)[0], f"{key}.N."))
     return rows
+
+
+# ------------------------------------------------------------------------------------------- imports
+
+
+def _is_working_dir(entry: str, cwd: str) -> bool:
+    """Whether a ``sys.path`` entry names the working directory ('' and '.' do)."""
+    return entry in ("", ".") or os.path.abspath(entry) == cwd
+
+
+def import_model_modules(modules: Sequence[str], *, allowed: bool) -> None:
+    """Import the modules of ``model.imports`` (to register custom model families).
+
+    perceptiq's own modules (``perceptiq.*``) are always imported. Any other module is refused unless
+    ``allowed`` (the caller's explicit consent: ``perceptiq train --allow-imports``), since importing runs
+    its code. The working directory is taken off ``sys.path`` during the imports, so a file lying there is
+    never run; a module that cannot be imported is a :class:`ConfigError`.
+    """
+    foreign = [m for m in modules if m != "perceptiq" and not m.startswith("perceptiq.")]
+    if foreign and not allowed:
+        raise ConfigError(
+            "model.imports",
+            f"the recipe asks to import {', '.join(foreign)}, which runs their code; pass --allow-imports "
+            "(Python: allow_imports=True) if you trust them",
+        )
+    if not modules:
+        return
+    cwd = os.path.abspath(os.getcwd())
+    saved = list(sys.path)
+    sys.path[:] = [entry for entry in saved if not _is_working_dir(entry, cwd)]
+    try:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except ImportError as err:
+                raise ConfigError(
+                    "model.imports",
+                    f"cannot import {name!r}: {err} (install it or put its folder on PYTHONPATH; the working "
+                    "directory is not searched)",
+                ) from None
+    finally:
+        sys.path[:] = saved
