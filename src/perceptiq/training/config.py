@@ -108,6 +108,11 @@ class DataSection:
     val: str | None = _f(None, "manifest of the validation images (default: rows of `train` in val_split)")
     train_split: str | None = _f("train", "value of the split column used for training (null: all rows)")
     val_split: str = _f("val", "value of the split column used for validation")
+    drop_invalid: bool = _f(
+        False,
+        "drop manifest rows whose image file does not exist or that lack a finite MOS where one is needed "
+        "(logged with their count); by default such rows are an error naming the manifest and the rows",
+    )
     crop_size: int = _f(224, "side of the square training crop and of the centre crop at evaluation")
     resize_short: int = _f(0, "resize the shorter side to this first (0: keep the size)")
     hflip: bool = _f(True, "random horizontal flips during training")
