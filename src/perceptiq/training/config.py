@@ -89,7 +89,7 @@ class ModelSection:
     forward_choices: dict[str, list[Any]] = _f(
         {},
         "keyword arguments of forward drawn uniformly at every training step, "
-        "e.g. {max_num_patches: [4624, 5184, 5776]} (QA-Veteran, seed 000)",
+        "e.g. {max_num_patches: [4624, 5184, 5776]} (QA-Veteran, Li et al., ISRG-Q report, 2025)",
     )
     freeze: list[str] = _f([], "parameters kept fixed: fnmatch patterns of their names (e.g. backbone.*)")
     imports: list[str] = _f(
@@ -122,18 +122,25 @@ class DataSection:
     num_workers: int = _f(2, "data-loader worker processes (0: load in the training process)")
     group_by: Literal["method", "dataset"] | None = _f(
         None,
-        "'method': every batch holds whole groups of images of one method (calibration, seed 002); "
+        "'method': every batch holds whole groups of images of one method (calibration from model rankings, "
+        "Chen et al., Learning from Model Rankings, 2025); "
         "'dataset': every batch holds rows of one dataset (manifest column dataset), so correlation and "
         "ranking losses compare images of one MOS scale only (multi-dataset training, no realignment)",
     )
-    group_size: int = _f(8, "images per method in a grouped batch (B of 002 eq. 4)")
+    group_size: int = _f(
+        8,
+        "images per method in a grouped batch (B of eq. 4 in Chen et al., Learning from Model Rankings, "
+        "2025)",
+    )
     method_scores: str | None = _f(
         None,
         "global ranking of the methods: JSON of `perceptiq rank --json`, or a table with method and "
         "score columns (higher = better)",
     )
     labelled_per_batch: int = _f(
-        0, "grouped batches: extra images with a MOS and no ranked method per batch (002 eq. 6)"
+        0,
+        "grouped batches: extra images with a MOS and no ranked method per batch (Chen et al., Learning "
+        "from Model Rankings, 2025, eq. 6)",
     )
     descriptor_cache: str | None = _f(
         None,
@@ -224,7 +231,8 @@ class EmaSection:
 
 @dataclass
 class SwaSection:
-    """Stochastic weight averaging (equal-weight average of the end-of-epoch weights, seed 004)."""
+    """Stochastic weight averaging (equal-weight average of the end-of-epoch weights, Ma et al., VQualA 2025
+    FIQA report)."""
 
     enabled: bool = _f(False, "average the weights at the end of every epoch from start_epoch on")
     start_epoch: int = _f(0, "first epoch (0-based) whose weights enter the average")
@@ -232,7 +240,8 @@ class SwaSection:
 
 @dataclass
 class DistillSection:
-    """Teacher -> student distillation and self-training on pseudo-labels (seed 004)."""
+    """Teacher -> student distillation and self-training on pseudo-labels (Ma et al., VQualA 2025 FIQA
+    report)."""
 
     teacher: str | None = _f(
         None, "perceptiq weights of the teacher (needed by target: teacher and unlabelled)"

@@ -14,7 +14,8 @@ Batch plans:
 * :func:`single_dataset_batches`: every batch from one dataset of a multi-dataset manifest, so ranking
   and correlation losses never compare MOS of different scales.
 * :func:`grouped_batches`: batches made of whole groups of ``group_size`` images of one method each
-  (seed 002, eq. 4: the mean quality of B images of method i against that of method j), optionally
+  (Chen et al., Learning from Model Rankings, 2025, eq. 4: the mean quality of B images of method i against
+  that of method j), optionally
   topped up with labelled images for the MOS term of eq. 6.
 
 :func:`prepare_data` assembles a run's data from the recipe: training rows of the manifest (plus the
@@ -211,7 +212,7 @@ def grouped_batches(
     rank: int = 0,
     world_size: int = 1,
 ) -> list[list[int]]:
-    """This rank's batches of whole method groups (seed 002, eqs. 4-6).
+    """This rank's batches of whole method groups (Chen et al., Learning from Model Rankings, 2025, eqs. 4-6).
 
     Groups (ids >= 0) with at least ``group_size`` images take part. Each group's images are shuffled and
     cut into chunks of ``group_size`` (the remainder waits for the next reshuffle). A batch takes one chunk
