@@ -1,6 +1,7 @@
 """Benchmark of MAD competition pair selection (``perceptiq.ranking.mad``) against peers, in one run.
 
-Setup (paper 002 scale-up): 12 methods -> 66 method pairs, 1,000 inputs, K = 16, lambda = 0.1, random
+Setup (Chen et al., Learning from Model Rankings, 2025 scale-up): 12 methods -> 66 method pairs, 1,000
+inputs, K = 16, lambda = 0.1, random
 ``D1`` (66 x 1,000, seeded) and random features of two sizes: d = 150 (the default weight-free
 ``SimpleFeatures``) and d = 25,088 (VGG16-BN ``features`` of a 224 x 224 crop, as in the paper).
 
@@ -8,7 +9,8 @@ Rows per feature size:
 
 * ``perceptiq``: ``feature_distances`` (the 1,000 x 1,000 ``d2`` matrix, scipy ``pdist``) + ``greedy_select``
   (all 66 pairs at once, running sums), and each part alone;
-* ``released loop``: the released code's rule restated (PROTOCOLS.md 4.1): per pair, a dict in D1-descending
+* ``released loop``: the released code's rule restated (SR-IQA-SMC25 MAD_competition.py): per pair, a dict in
+  D1-descending
   order, ``d2`` accumulated with one MSE per remaining input and step, Python ``max``; run on
   ``--loop-pairs`` pairs (default 6) and scaled to all pairs (marked "extrapolated" when fewer);
 * ``per-pair numpy``: per pair and step, the MSE of all remaining inputs to the last pick in one numpy call
@@ -56,7 +58,7 @@ def _timed(repeat: int, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tu
 
 
 def _released_loop(d1: np.ndarray, feats: np.ndarray, k: int, lam: float) -> list[list[int]]:
-    """PROTOCOLS 4.1 literally, one pair at a time."""
+    """SR-IQA-SMC25 MAD_competition.py literally, one pair at a time."""
     out = []
     for row in d1:
         order = sorted(range(len(row)), key=lambda i: -row[i])

@@ -2,12 +2,14 @@
 
 Every family is scored through :meth:`QualityModel.score`, i.e. under its own input policy (random
 crops, centre crop, resize or full resolution), at 224 x 224, 1024 x 1024 and 2040 x 1152 (width x
-height; the ISRGen-QA SR size of seed 000). Rows:
+height; the ISRGen-QA SR size of Li et al., ISRG-Q report, 2025). Rows:
 
-* ``face_lite``: MobileNetV3-Small, 20 random 224 crops (seed 004 baseline policy);
-* ``hybrid_vit_cnn``: ViT-B/16 + attention/conv head on the 448 centre crop (seed 000, MICV);
+* ``face_lite``: MobileNetV3-Small, 20 random 224 crops (Ma et al., VQualA 2025 FIQA report baseline policy);
+* ``hybrid_vit_cnn``: ViT-B/16 + attention/conv head on the 448 centre crop (Li et al., ISRG-Q report, 2025,
+  MICV);
 * ``t2i_structure``: ConvNeXt-T at 448 (score only), and ``predict`` (score + 512 x 512 heatmap);
-* ``ultra_fr``: ConvNeXt-Base + FPN on SR and HR at full resolution, 20 region draws (seed 000,
+* ``ultra_fr``: ConvNeXt-Base + FPN on SR and HR at full resolution, 20 region draws (Li et al., ISRG-Q
+  report, 2025,
   2077 Agent); full-reference, so the reference is scored too;
 * ``ensemble``: face_lite_mobilenetv3 + hybrid_vit_cnn_small, equal weights;
 * ``clip_prompt``, ``rank_rectifier``, ``t2i_alignment``: the CLIP-based families, when importable

@@ -4,7 +4,8 @@ Every model here is trained by perceptiq's trainer with the packaged recipe ``de
 (``perceptiq train default_nr``): this script only writes the fold manifests, runs the recipe with
 ``--set`` overrides, collects the validation-fold predictions and writes the model card's numbers.
 
-1. Data: the CLIVE development split (724 images, MOS 0-100) from ../shared/data/clive/manifest.csv.
+1. Data: the CLIVE development split (724 images, MOS 0-100) (the project's CLIVE manifest, beside the
+repository).
 2. Descriptors: ``nss_mlp``'s fixed descriptor, computed once per image into ``.cache/descriptors``
    (``data.descriptor_cache`` of the recipe, shared by all runs).
 3. Model selection: 5-fold cross-validation by image (``perceptiq.data.splits.content_split``, seed 0);
@@ -12,7 +13,8 @@ Every model here is trained by perceptiq's trainer with the packaged recipe ``de
    recipe runs 5 times with one MLP each (seeds 10k .. 10k + 4), merged into a 5-member deep ensemble
    (``NSSMLPModel.merge``); the point with the best mean validation-fold SRCC wins. When the synthetic
    severity ladders of ``scripts/make_synthetic_ladders.py`` exist (``--ladders``), the grid also has
-   points that add them to the training rows, ordered by the group-mean fidelity loss of seed 002
+   points that add them to the training rows, ordered by the group-mean fidelity loss of Chen et al.,
+   Learning from Model Rankings, 2025
    (``data.group_by=method``) with weight 1, 0.3 or 0.1. Points marked "views" train on 6 fixed views of
    each image (full, mirror image, four corner crops of 0.9 of the sides: ``data.descriptor_views``), one
    view per image per epoch; every point is scored on the full image (the shipped inference) and, for
@@ -142,7 +144,8 @@ def point_overrides(point: dict, train_file: Path, ladders: Path) -> list[str]:
 
     With ``point["ladders"]`` > 0, the synthetic severity ladders join the training rows (no MOS) and
     batches become 4 rungs x 8 ladder images + 32 CLIVE images: the MOS terms see the CLIVE rows, the
-    group-mean fidelity loss of seed 002 (sigma 10 MOS points, weight ``point["ladders"]``) the rungs'
+    group-mean fidelity loss of Chen et al., Learning from Model Rankings, 2025 (sigma 10 MOS points, weight
+    ``point["ladders"]``) the rungs'
     order.
     """
     sets = [

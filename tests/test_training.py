@@ -27,7 +27,7 @@ import yaml
 from PIL import Image
 from scipy.stats import norm
 
-from perceptiq.errors import InputError
+from perceptiq.errors import DataFileError, InputError
 from perceptiq.models import create_model, load_model
 from perceptiq.training import checkpoint as ckpt
 from perceptiq.training.config import (
@@ -328,6 +328,60 @@ def test_multi_dataset_training_keeps_each_batch_on_one_mos_scale(tmp_path, monk
         train(without)
 
 
+def test_rows_without_a_usable_mos_or_image_are_found_by_hand_rule(tmp_path):
+    from perceptiq.data.manifest import bad_mos_rows, screen_rows
+
+    paths = [tmp_path / f"im{i}.png" for i in range(5)]
+    for i in (0, 4):
+        paths[i].write_bytes(b"")  # rows 1-4 (1-based 2-4) name no file
+    frame = pd.DataFrame({"image": [str(p) for p in paths], "mos": [1.0, np.nan, np.inf, 2.0, np.nan]})
+    needed = np.array([True, True, True, True, False])  # the last row has another target
+    np.testing.assert_array_equal(bad_mos_rows(frame, needed), [False, True, True, False, False])
+    np.testing.assert_array_equal(bad_mos_rows(frame.drop(columns="mos")), [True] * 5)
+    with pytest.raises(DataFileError) as err:
+        screen_rows(frame, "m.csv", mos_needed=needed)
+    assert str(err.value) == (
+        "m.csv: 2 row(s) with missing or non-finite MOS: row 2 (im1.png), row 3 (im2.png); "
+        "1 row(s) with an image file that does not exist: row 4 (im3.png)"
+    )
+    kept, notes = screen_rows(frame, "m.csv", mos_needed=needed, drop=True)
+    assert kept.index.tolist() == [0, 4]
+    assert notes == [
+        "dropped 2 rows with missing or non-finite MOS from m.csv",
+        "dropped 1 row with an image file that does not exist from m.csv",
+    ]
+
+
+def _broken_manifest(root: Path) -> Path:
+    """16 images, every 4th in val; training row 2 without a MOS, training row 6's image gone, validation
+    row 5 with an infinite MOS."""
+    manifest = make_manifest(root, n=16)
+    frame = pd.read_csv(manifest)
+    frame.loc[1, "mos"] = np.nan
+    frame.loc[5, "image"] = str(root / "images" / "gone.png")
+    frame.loc[4, "mos"] = np.inf
+    frame.to_csv(manifest, index=False)
+    return manifest
+
+
+def test_training_rows_without_a_mos_or_image_are_refused_or_dropped_with_a_note(tmp_path, caplog):
+    manifest = _broken_manifest(tmp_path / "data")
+    common = {"epochs": 1, "data__batch_size": 3}
+    with pytest.raises(DataFileError) as err:
+        train(face_config(manifest, tmp_path / "refused", **common))
+    message = str(err.value)
+    assert message.startswith(f"{manifest}: 1 row(s) with missing or non-finite MOS: row 2 (img001.png)")
+    assert "row 6 (gone.png)" in message
+    assert "data.drop_invalid=true" in message
+    caplog.set_level("WARNING", logger="perceptiq.training")
+    result = train(face_config(manifest, tmp_path / "dropped", **common, data__drop_invalid=True))
+    notes = [r.getMessage() for r in caplog.records if r.name == "perceptiq.training"]
+    assert notes.count(f"dropped 1 row with missing or non-finite MOS from {manifest}") == 2  # train + val
+    assert f"dropped 1 row with an image file that does not exist from {manifest}" in notes
+    assert result.step == (12 - 2) // 3  # 12 training rows, 2 dropped, batches of 3
+    assert len(log_rows(tmp_path / "dropped" / "eval_log.csv")) == 1
+
+
 def test_objective_is_the_weighted_sum_and_skips_rows_without_a_target():
     from perceptiq.training.config import LossTerm
 
@@ -504,7 +558,7 @@ def test_kill_9_of_a_real_process_then_resume(tmp_path):
     out = tmp_path / "run"
     pythonpath = os.pathsep.join([str(tmp_path / "modules"), os.environ.get("PYTHONPATH", "")])
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": pythonpath}
-    command = [sys.executable, "-c", CLI_CODE, "train", str(path), "--out", str(out)]
+    command = [sys.executable, "-c", CLI_CODE, "train", str(path), "--out", str(out), "--allow-imports"]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     while (
@@ -548,12 +602,12 @@ def _ddp_worker(rank: int, port: int, modules: str, one: TrainConfig, two: Train
     sys.path.insert(0, modules)
     torch.set_num_threads(1)
     if rank == 0:
-        train(one)
+        train(one, allow_imports=True)
     os.environ.update(
         {"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
          "MASTER_PORT": str(port)}
     )  # fmt: skip
-    train(two)
+    train(two, allow_imports=True)
 
 
 @pytest.mark.slow
@@ -795,3 +849,13 @@ def test_cli_trains_lists_recipes_and_reports_errors(tmp_path):
     no_teacher = runner.invoke(app, teacher_args)
     assert no_teacher.exit_code == 1
     assert "needs distill.teacher" in no_teacher.output
+    broken = _broken_manifest(tmp_path / "broken")
+    refused = runner.invoke(
+        app, [*args[:2], "--out", str(tmp_path / "b"), *args[4:], "--set", f"data.train={broken}"]
+    )
+    assert refused.exit_code == 1
+    assert refused.output.strip().splitlines() == [
+        f"error: {broken}: 1 row(s) with missing or non-finite MOS: row 2 (img001.png); 1 row(s) with an "
+        "image file that does not exist: row 6 (gone.png); fix them, or set data.drop_invalid=true to drop "
+        "them"
+    ]

@@ -32,7 +32,8 @@ def budget_command(
 ) -> None:
     """Count parameters and multiply-accumulates of one forward pass at batch 1.
 
-    FLOPs = 2 x MACs. The face IQA challenge's "0.5 GFLOPs" limit is counted in MACs (PROTOCOLS 6).
+    FLOPs = 2 x MACs. The face IQA challenge's "0.5 GFLOPs" limit is counted in MACs (MobileNetV2 baseline
+    count).
 
     Example: perceptiq budget face_lite_mobilenetv3 --input 224
     """

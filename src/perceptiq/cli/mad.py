@@ -1,4 +1,5 @@
-"""``perceptiq mad OUTPUTS_DIR``: MAD competition pair selection for a 2AFC study (paper 002, eq. 1)."""
+"""``perceptiq mad OUTPUTS_DIR``: MAD competition pair selection for a 2AFC study (Chen et al., Learning from
+Model Rankings, 2025, eq. 1)."""
 
 from __future__ import annotations
 
@@ -115,7 +116,8 @@ def mad(
 ) -> None:
     """Select, for every pair of methods, the K inputs that best tell them apart (MAD competition).
 
-    Greedy rule of paper 002's released code: first the input of largest D1 (the metric's distance
+    Greedy rule of Chen et al., Learning from Model Rankings, 2025's released code: first the input of
+    largest D1 (the metric's distance
     between the two outputs), then argmax D1 + lambda * mean feature distance to the inputs already
     picked. Writes pair_id, method_a, method_b, input, path_a, path_b, d1, d2_mean, objective,
     rank_in_pair.

@@ -1,4 +1,5 @@
-"""``perceptiq rank VOTES.csv``: global ranking from paired-comparison votes (paper 002, eq. 2 and Fig. 5)."""
+"""``perceptiq rank VOTES.csv``: global ranking from paired-comparison votes (Chen et al., Learning from
+Model Rankings, 2025, eq. 2 and Fig. 5)."""
 
 from __future__ import annotations
 
@@ -61,7 +62,8 @@ def _print_stability(stability: StabilityResult) -> None:
 
 
 def _plot(result: PairedComparisonResult, path: Path) -> None:
-    """Scores best first with interval error bars, as in paper 002, Fig. 5."""
+    """Scores best first with interval error bars, as in Chen et al., Learning from Model Rankings, 2025,
+    Fig. 5."""
     from matplotlib.figure import Figure
 
     order = result.ranking

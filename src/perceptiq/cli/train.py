@@ -32,6 +32,14 @@ SetOpt = Annotated[
     typer.Option("--set", help="Override a recipe key: KEY=VALUE, e.g. optim.lr=1e-3 (repeatable)."),
 ]
 ListOpt = Annotated[bool, typer.Option("--list", help="List the packaged recipes and exit.")]
+AllowImportsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-imports",
+        help="Let the recipe import the Python modules named in model.imports (this runs their code; "
+        "the working directory is never searched).",
+    ),
+]
 HelpConfigOpt = Annotated[
     bool, typer.Option("--help-config", help="List every recipe key and its help, then exit.")
 ]
@@ -58,6 +66,7 @@ def train_command(
     overrides: SetOpt = None,
     list_recipes: ListOpt = False,
     help_config: HelpConfigOpt = False,
+    allow_imports: AllowImportsOpt = False,
 ) -> None:
     """Train a quality model: AdamW/Adam, warm-up + cosine/step, AMP, accumulation, EMA/SWA, DDP, resume."""
     from perceptiq.training import config as config_mod
@@ -78,7 +87,7 @@ def train_command(
     logging.basicConfig(level=logging.INFO if is_main else logging.WARNING, format="%(message)s")
     from perceptiq.training.loop import train
 
-    result = train(cfg, resume=resume)
+    result = train(cfg, resume=resume, allow_imports=allow_imports)
     if is_main:
         best = "n/a" if result.best_metric is None else f"{result.best_metric:.4f}"
         console.print(

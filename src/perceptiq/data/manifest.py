@@ -17,6 +17,8 @@ dataset        dataset name (multi-dataset training samples pairs within one dat
 split          train / val / test, or a fold index
 =============  ===================================================================================
 
+Row numbers in messages count the data rows of the file from 1 (a CSV's header line is not counted).
+
 Readers of published dataset layouts live in :mod:`perceptiq.data.datasets`; all of them produce
 this table. CSV, JSON Lines and Parquet are read and written.
 """
@@ -38,6 +40,9 @@ __all__ = [
     "read_manifest",
     "write_manifest",
     "validate_manifest",
+    "bad_mos_rows",
+    "missing_image_rows",
+    "screen_rows",
 ]
 
 MANIFEST_COLUMNS = (
@@ -121,3 +126,69 @@ def write_manifest(frame: pd.DataFrame, path: str | Path) -> Path:
     else:
         raise DataFileError(path, "manifest must be .csv, .jsonl or .parquet")
     return path
+
+
+def bad_mos_rows(frame: pd.DataFrame, needed: np.ndarray | None = None) -> np.ndarray:
+    """Boolean mask of rows whose MOS is missing where ``needed`` (default: every row) or is +-inf.
+
+    Without a ``mos`` column every needed row counts as missing.
+    """
+    needed = np.ones(len(frame), dtype=bool) if needed is None else np.asarray(needed, dtype=bool)
+    if "mos" not in frame.columns:
+        return needed.copy()
+    mos = frame["mos"].to_numpy(dtype=np.float64)
+    return (np.isnan(mos) & needed) | np.isinf(mos)
+
+
+def missing_image_rows(frame: pd.DataFrame) -> np.ndarray:
+    """Boolean mask of rows whose ``image`` path is empty or names no existing file."""
+    return np.array(
+        [not isinstance(p, str) or not p or not Path(p).is_file() for p in frame["image"]], dtype=bool
+    )
+
+
+def _examples(frame: pd.DataFrame, mask: np.ndarray, limit: int = 3) -> str:
+    """``row 3 (a.png), row 7 (b.png), ...``: 1-based data rows (index + 1) and image names."""
+    picked = [
+        f"row {int(i) + 1} ({Path(str(p)).name if isinstance(p, str) and p else 'no image'})"
+        for i, p in zip(frame.index[mask][:limit], frame["image"][mask][:limit], strict=True)
+    ]
+    more = ", ..." if int(mask.sum()) > limit else ""
+    return ", ".join(picked) + more
+
+
+def screen_rows(
+    frame: pd.DataFrame,
+    source: str | Path,
+    *,
+    mos_needed: np.ndarray | None = None,
+    drop: bool = False,
+    hint: str = "",
+) -> tuple[pd.DataFrame, list[str]]:
+    """Refuse or drop rows with a missing or non-finite MOS (:func:`bad_mos_rows`) or a missing image file.
+
+    ``frame`` is (a selection of) a manifest read by :func:`read_manifest`, its index the row position in
+    the file. Without ``drop`` any such row is a :class:`~perceptiq.errors.DataFileError` naming
+    ``source``, the count and the first rows (``hint`` is appended); with ``drop`` they are removed and
+    the notes say how many, e.g. ``dropped 2 rows with missing or non-finite MOS from m.csv``. Returns the
+    kept rows (index unchanged) and the notes.
+    """
+    mos = bad_mos_rows(frame, mos_needed)
+    image = missing_image_rows(frame) & ~mos
+    problems = [
+        (mask, what)
+        for mask, what in ((mos, "missing or non-finite MOS"), (image, "an image file that does not exist"))
+        if mask.any()
+    ]
+    if not problems:
+        return frame, []
+    if not drop:
+        found = "; ".join(
+            f"{int(mask.sum())} row(s) with {what}: {_examples(frame, mask)}" for mask, what in problems
+        )
+        raise DataFileError(source, found + (f"; {hint}" if hint else ""))
+    notes = [
+        f"dropped {int(mask.sum())} row{'s' if mask.sum() != 1 else ''} with {what} from {source}"
+        for mask, what in problems
+    ]
+    return frame[~(mos | image)], notes

@@ -3,7 +3,7 @@
 MOS scales differ between datasets (1-5, 0-100, Elo, ...) and are never mapped onto each other. Ranking
 losses compare only images of one dataset, so each batch of :class:`DatasetBatchSampler` holds rows of
 a single dataset and :func:`within_dataset_pairs` draws pairs within one dataset. The pair target is
-the Thurstone probability that image i is better than image j (PROTOCOLS.md 0.2):
+the Thurstone probability that image i is better than image j (LIQE and SR-IQA-SMC25 Fidelity_Loss.py):
 ``p = Phi((mos_i - mos_j) / sqrt(std_i^2 + std_j^2))`` when both rating stds are known and not both zero,
 else the hard preference 1 / 0.5 / 0 (i better / tie / j better).
 """

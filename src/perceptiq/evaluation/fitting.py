@@ -1,7 +1,7 @@
 """Nonlinear mappings of quality predictions onto the MOS scale, fitted before PLCC and RMSE.
 
 x = predictions (abscissa), y = MOS (ordinate); the fitted f maps predictions onto the MOS scale and
-PLCC = Pearson(f(x), y). Mappings (PROTOCOLS.md §0.1, VQEG):
+PLCC = Pearson(f(x), y). Mappings (scipy.stats conventions, VQEG):
 
 * ``"logistic4"``: ``f(x) = b2 + (b1 - b2) / (1 + exp(-(x - b3) / |b4|))`` by Levenberg-Marquardt
   (``scipy.optimize.curve_fit``) from ``p0 = [max y, min y, mean x, 0.5]``, ``maxfev = 1e8``: the

@@ -1,7 +1,7 @@
 """Challenge evaluation protocols as named, documented objects.
 
 Each protocol turns matched predictions and ground truth into the challenge's statistics and main
-score, exactly as the official evaluation does (``../shared/docs/PROTOCOLS.md``), with optional
+score, exactly as the official evaluation does (each protocol names its sources), with optional
 percentile bootstrap confidence intervals that resample *items* (images, or pairs for 2AFC).
 
 =========================  =======================================================  ===============
@@ -356,16 +356,18 @@ PROTOCOLS: Registry[Protocol] = Registry("protocol")
 @PROTOCOLS.register("isrg-q-2025")
 @dataclass(frozen=True)
 class ISRGQ2025(CorrelationProtocol):
-    """VQualA 2025 ISRGC-Q (super-resolution generated content): 0.6 SRCC + 0.4 PLCC (000, eq. 1).
+    """VQualA 2025 ISRGC-Q (super-resolution generated content): 0.6 SRCC + 0.4 PLCC (Li et al., ISRG-Q
+    report, 2025, eq. 1).
 
     One global correlation over all test images. The organisers' PLCC convention is not published
-    (PROTOCOLS §1): the default is raw Pearson; ``plcc_mapping="logistic4"`` gives the sister
+    (Lighting-YXLI/ISRGen-QA README and split files): the default is raw Pearson;
+    ``plcc_mapping="logistic4"`` gives the sister
     VQualA/NTIRE convention.
     """
 
     name: ClassVar[str] = "isrg-q-2025"
     description: ClassVar[str] = "VQualA 2025 ISRGC-Q: 0.6 SRCC + 0.4 PLCC"
-    source: ClassVar[str] = "seed 000 eq. 1; PROTOCOLS.md section 1"
+    source: ClassVar[str] = "Li et al., ISRG-Q report, 2025, eq. 1; Lighting-YXLI/ISRGen-QA README"
     srcc_weight: ClassVar[float] = 0.6
     plcc_weight: ClassVar[float] = 0.4
 
@@ -373,11 +375,12 @@ class ISRGQ2025(CorrelationProtocol):
 @PROTOCOLS.register("vquala25-fiqa")
 @dataclass(frozen=True)
 class VQualA25FIQA(CorrelationProtocol):
-    """VQualA 2025 face IQA: (SRCC + PLCC) / 2 (004). Default raw PLCC; the winner used logistic-4."""
+    """VQualA 2025 face IQA: (SRCC + PLCC) / 2 (Ma et al., VQualA 2025 FIQA report). Default raw PLCC; the
+    winner used logistic-4."""
 
     name: ClassVar[str] = "vquala25-fiqa"
     description: ClassVar[str] = "VQualA 2025 face IQA: (SRCC + PLCC) / 2"
-    source: ClassVar[str] = "seed 004; PROTOCOLS.md section 6"
+    source: ClassVar[str] = "Ma et al., VQualA 2025 FIQA report, eq. 1; sunwei925/Efficient-FIQA utils.py"
 
 
 @PROTOCOLS.register("generic")
@@ -392,7 +395,7 @@ class Generic(Protocol):
 
     name: ClassVar[str] = "generic"
     description: ClassVar[str] = "all statistics: SRCC, KRCC, PLCC/RMSE raw and after nonlinear mappings"
-    source: ClassVar[str] = "PROTOCOLS.md section 0.1; VQEG FR-TV Phase II"
+    source: ClassVar[str] = "VQEG FR-TV Phase II final report (2003); scipy.stats"
     mappings: tuple[str, ...] = ("logistic4", "logistic5", "poly3_monotonic")
     outlier_mapping: str = "logistic4"
 
@@ -450,7 +453,8 @@ def _safe(fn: Callable[..., float], *args: np.ndarray) -> float:
 @PROTOCOLS.register("ntire25-t2i-alignment")
 @dataclass(frozen=True)
 class NTIRE25T2IAlignment(Protocol):
-    """NTIRE 2025 T2I track 1 (EvalMuse-40K): 0.5 ACC + 0.25 (SRCC + PLCC) (001, eq. 1).
+    """NTIRE 2025 T2I track 1 (EvalMuse-40K): 0.5 ACC + 0.25 (SRCC + PLCC) (Han et al., NTIRE 2025 T2I QA
+    report, eq. 1).
 
     SRCC on raw overall scores; PLCC after the CodaLab 4-parameter logistic (official, default) or
     ``plcc_mapping="poly3"`` (the report's third-order polynomial); the other variant is always
@@ -460,7 +464,9 @@ class NTIRE25T2IAlignment(Protocol):
 
     name: ClassVar[str] = "ntire25-t2i-alignment"
     description: ClassVar[str] = "NTIRE 2025 T2I alignment: 0.5 ACC + 0.25 (SRCC + PLCC), logistic-4 PLCC"
-    source: ClassVar[str] = "seed 001 eq. 1; CodaLab 21220 Evaluation page; PROTOCOLS.md section 2"
+    source: ClassVar[str] = (
+        "Han et al., NTIRE 2025 T2I QA report, eq. 1; CodaLab 21220 evaluation page; EvalMuse eval.py"
+    )
     data_kind: ClassVar[type] = AlignmentData
     plcc_mapping: str = "logistic4"
     element_threshold: float = 0.5
@@ -518,7 +524,8 @@ class NTIRE25T2IAlignment(Protocol):
 @PROTOCOLS.register("ntire25-t2i-structure")
 @dataclass(frozen=True)
 class NTIRE25T2IStructure(Protocol):
-    """NTIRE 2025 T2I track 2 (EvalMuse-Structure): 0.7 F1 + 0.15 (SRCC + PLCC) (001, eq. 2).
+    """NTIRE 2025 T2I track 2 (EvalMuse-Structure): 0.7 F1 + 0.15 (SRCC + PLCC) (Han et al., NTIRE 2025 T2I
+    QA report, eq. 2).
 
     F1 = 2PR/(P + R) of aggregate precision and recall (the baseline README's numbers prove it is not
     a mean of per-image F1): ``f1_average="pooled"`` (default, pixel counts summed over the test set)
@@ -528,7 +535,9 @@ class NTIRE25T2IStructure(Protocol):
 
     name: ClassVar[str] = "ntire25-t2i-structure"
     description: ClassVar[str] = "NTIRE 2025 T2I structure: 0.7 F1 + 0.15 (SRCC + PLCC), pooled-pixel F1"
-    source: ClassVar[str] = "seed 001 eq. 2; EvalMuse-Structure README/evaluate.py; PROTOCOLS.md section 3"
+    source: ClassVar[str] = (
+        "Han et al., NTIRE 2025 T2I QA report, eq. 2; DYEvaLab/EvalMuse-Structure README.md, evaluate.py"
+    )
     data_kind: ClassVar[type] = StructureData
     f1_average: MaskAverage = "pooled"
     plcc_mapping: str = "none"
@@ -586,7 +595,8 @@ class NTIRE25T2IStructure(Protocol):
 @PROTOCOLS.register("realsr-2afc")
 @dataclass(frozen=True)
 class RealSR2AFC(Protocol):
-    """RealSR-1K 2AFC benchmark (002): mean over human-voted pairs of ``p q + (1 - p)(1 - q)``.
+    """RealSR-1K 2AFC benchmark (Chen et al., Learning from Model Rankings, 2025): mean over human-voted
+    pairs of ``p q + (1 - p)(1 - q)``.
 
     p = fraction of subjects preferring the first image, q = 1 if the model scores it higher.
     ``tie="half"`` (default) counts a tie in the model's scores as q = 0.5; ``tie="second"`` follows
@@ -596,7 +606,9 @@ class RealSR2AFC(Protocol):
 
     name: ClassVar[str] = "realsr-2afc"
     description: ClassVar[str] = "RealSR 2AFC: mean of p q + (1 - p)(1 - q) over human-voted pairs"
-    source: ClassVar[str] = "seed 002; SR-IQA-SMC25 liqe_test_csv.py; PROTOCOLS.md section 4.2"
+    source: ClassVar[str] = (
+        "Chen et al., Learning from Model Rankings, 2025; cschenjunlin/SR-IQA-SMC25 liqe_test_csv.py"
+    )
     data_kind: ClassVar[type] = PairData
     tie: TieRule = "half"
 

@@ -1,6 +1,6 @@
 """Correlation and agreement statistics of quality predictions (numpy in, floats out).
 
-Conventions (``../shared/docs/PROTOCOLS.md`` §0.1):
+Conventions (scipy.stats conventions):
 
 * SRCC is Spearman's rho as the Pearson correlation of *average* ranks (ties share the mean of
   their positions), as ``scipy.stats.spearmanr``.
@@ -214,7 +214,7 @@ def preference(score_first: ArrayLike, score_second: ArrayLike, *, tie: TieRule 
     """Model preference q for the first item of each pair: 1 if it scores higher, 0 if lower.
 
     ``tie="half"`` (default) gives 0.5 on equal scores; ``tie="second"`` reproduces the SR-IQA
-    reference code, whose strict ``s1 > s2`` picks the second image on a tie (PROTOCOLS §4.2).
+    reference code, whose strict ``s1 > s2`` picks the second image on a tie (SR-IQA-SMC25 liqe_test_csv.py).
     """
     a = as_vector(score_first, "scores of first items")
     b = as_vector(score_second, "scores of second items")
@@ -229,7 +229,8 @@ def preference(score_first: ArrayLike, score_second: ArrayLike, *, tie: TieRule 
 
 
 def two_afc_scores(p_first: ArrayLike, q_first: ArrayLike) -> np.ndarray:
-    """Per-pair 2AFC agreement ``p q + (1 - p)(1 - q)`` (002, RealSR-1K benchmark).
+    """Per-pair 2AFC agreement ``p q + (1 - p)(1 - q)`` (Chen et al., Learning from Model Rankings, 2025,
+    RealSR-1K benchmark).
 
     ``p_first``: fraction of human votes for the first item, in [0, 1]; ``q_first``: the model's
     preference for it, in [0, 1] (see :func:`preference`).
@@ -272,7 +273,7 @@ def binarize(values: ArrayLike, threshold: float = 0.5) -> np.ndarray:
 def element_accuracy(pred: ArrayLike, gt: ArrayLike, *, threshold: float = 0.5) -> float:
     """Element-presence accuracy pooled over all elements: ``mean(binarize(gt) == binarize(pred))``.
 
-    NTIRE 2025 T2I alignment track (PROTOCOLS §2.1): predictions and ground truth (mean over
+    NTIRE 2025 T2I alignment track (EvalMuse eval.py): predictions and ground truth (mean over
     annotators) are binarised at ``threshold`` (>=), then compared element by element.
     """
     p = as_vector(pred, "element predictions")
@@ -287,7 +288,7 @@ def element_accuracy(pred: ArrayLike, gt: ArrayLike, *, threshold: float = 0.5) 
 def heatmap_to_mask(heatmap: ArrayLike, *, threshold: float = 40.0, scale: float = 255.0) -> np.ndarray:
     """Binary mask from a heatmap in [0, 1]: ``round(scale * h) > threshold``.
 
-    The default reproduces the EvalMuse-Structure baseline (PROTOCOLS §3.3):
+    The default reproduces the EvalMuse-Structure baseline (EvalMuse-Structure evaluate.py):
     ``round(255 h) > 40`` (so 40.4/255 -> 0, 40.6/255 -> 1). Rounding is half-to-even as numpy.
     """
     h = np.asarray(heatmap, dtype=np.float64)
@@ -342,7 +343,7 @@ def f1_from_counts(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, average: Mask
     """Aggregate F1 from per-image counts (1-D arrays, one entry per image).
 
     * ``"pooled"`` (default): P = sum TP / sum(TP + FP), R = sum TP / sum(TP + FN), F1 = 2PR/(P + R);
-      micro average over all pixels of all images (PROTOCOLS §3.1).
+      micro average over all pixels of all images (EvalMuse-Structure evaluate.py).
     * ``"mean_pr"``: image-averaged P and R (NaN entries skipped), F1 of the two means.
     * ``"per_image"``: mean of per-image F1 (NaN skipped); not the challenge rule, offered for analysis.
       An image with no predicted and no GT positives has undefined P and R and is skipped.

@@ -4,7 +4,7 @@ Two layouts of ``OUTPUTS_DIR`` are recognised:
 
 * **manifest**: a CSV file, or a folder holding ``manifest.csv``. Columns (case-insensitive)
   ``input, method, path`` and optionally ``lr`` (the LR input of the row) and ``dataset``; or the
-  layout of ``../shared/data/sr_outputs/manifest.csv``: ``path, role, method, image_id`` plus ``input``
+  layout ``path, role, method, image_id`` plus ``input``
   (the LR path) and ``dataset``, of which the ``role == "sr_output"`` rows are used, ``image_id``
   naming the input. Relative paths are relative to the manifest's folder. When the manifest holds
   several datasets, one must be chosen (``dataset=``).

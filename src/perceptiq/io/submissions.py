@@ -227,7 +227,8 @@ def load_structure(
 
     Float heatmaps are binarised by ``round(255 h) > heatmap_threshold`` (baseline rule). A
     predicted mask whose size differs from its ground truth is resized with nearest neighbour to the
-    ground truth's size (the organisers' comparison resolution is unknown; PROTOCOLS §3.2), and the
+    ground truth's size (the organisers' comparison resolution is unknown; EvalMuse-Structure
+    data_process.py), and the
     notes say how many were.
     """
     pred_path, gt_path = Path(pred_path), Path(gt_path)

@@ -2,7 +2,8 @@
 
 Three layouts are recognised by their columns (names are case-insensitive):
 
-* RealSR 2AFC fractions (paper 002's ``sr_subjective_results.csv``): ``sr_pair_names, name1_column,
+* RealSR 2AFC fractions (Chen et al., Learning from Model Rankings, 2025's ``sr_subjective_results.csv``):
+  ``sr_pair_names, name1_column,
   name2_column, score1_column, score2_column`` (``group`` optional). The item of an image is the part of its
   file name after the last ``_`` (extension removed): ``01450_BSRGAN.png`` -> ``BSRGAN``. Scores are the
   fractions of ``raters`` subjects preferring each image; votes = fraction x raters, which must be whole

@@ -5,18 +5,22 @@ loss; they are batched, differentiable in float32/float64, and finite on a batch
 constant input. Import the functions from :mod:`perceptiq.losses.functional` and the modules from
 here. Families and sources:
 
-* fidelity / Thurstone (PROTOCOLS 0.2, 4.4, 7, 9.2): :class:`FidelityLoss` (all pairs, Case V or
+* fidelity / Thurstone (LIQE and SR-IQA-SMC25 Fidelity_Loss.py, 4.4, 7, 9.2): :class:`FidelityLoss` (all
+  pairs, Case V or
   per-item variances), :class:`PairwiseFidelityLoss`, :class:`MajorityVoteFidelityLoss` (SR-IQA),
-  :class:`GroupedFidelityLoss` (LIQE ``loss_m4``), :class:`GroupMeanFidelityLoss` (002 eqs. 3-6),
+  :class:`GroupedFidelityLoss` (LIQE ``loss_m4``), :class:`GroupMeanFidelityLoss` (Chen et al., Learning from
+  Model Rankings, 2025, eqs. 3-6),
   :class:`DeQARatingLoss`, :class:`MulticlassFidelityLoss`, :class:`DistributionFidelityLoss` (LIQE);
-* rank / correlation (000, 001 eq. 10, 004): :class:`PLCCLoss`, :class:`SRCCLoss` (sigmoid soft
+* rank / correlation (Li et al., ISRG-Q report, 2025, Han et al., NTIRE 2025 T2I QA report, eq. 10, Ma et
+  al., VQualA 2025 FIQA report): :class:`PLCCLoss`, :class:`SRCCLoss` (sigmoid soft
   rank), :class:`MSEPLCCLoss` (eqs. 2-4), :class:`PairwiseLogisticRankLoss` (eq. 6),
   :class:`PLCCRankLoss` (eq. 5), :class:`L1RankLoss`, :class:`FocalLabelSmoothingLoss` (eqs. 7-10),
   :class:`CorrelationFocalLoss` (eq. 11);
-* distributions (001 eqs. 3-6, 000): :class:`KLDivergenceLoss` with the targets
+* distributions (Han et al., NTIRE 2025 T2I QA report, eqs. 3-6, Li et al., ISRG-Q report, 2025):
+  :class:`KLDivergenceLoss` with the targets
   :func:`~perceptiq.losses.functional.deqa_soft_label` and
   :func:`~perceptiq.losses.functional.min_variance_histogram`;
-* heatmaps (001 eq. 9): :class:`HeatmapLoss`.
+* heatmaps (Han et al., NTIRE 2025 T2I QA report, eq. 9): :class:`HeatmapLoss`.
 
 Deliberate differences from the reference code: where the reference takes an empty mean (batch of one,
 all-tie majority votes, a one-image dataset in ``loss_m4``) and returns NaN, the default

@@ -1,4 +1,5 @@
-"""Correlation and regression losses: PLCC, soft-rank SRCC, MSE + (1 - PLCC), and the 004 face-IQA family.
+"""Correlation and regression losses: PLCC, soft-rank SRCC, MSE + (1 - PLCC), and the Ma et al., VQualA 2025
+FIQA report face-IQA family.
 
 All functions take a prediction vector (B,) (or (B, 1)) and a target vector of the same length and
 return a scalar; the target gets no gradient in the rank-based losses. Correlations are computed
@@ -8,7 +9,7 @@ gives a correlation of 0 (loss 1) with a finite gradient instead of NaN.
 Soft ranking (for the SRCC loss) uses the sigmoid of pairwise differences,
 ``r_i = 1/2 + sum_j sigmoid((x_i - x_j) / temperature)`` (O(B^2), fine for IQA batch sizes). It is
 1-based and tends to the average ("fractional") rank of ``scipy.stats.rankdata`` as the temperature
-goes to 0, ties included, so ``1 - srcc_loss`` tends to Spearman's rho (PROTOCOLS 0.1). The
+goes to 0, ties included, so ``1 - srcc_loss`` tends to Spearman's rho (scipy.stats conventions). The
 temperature is in the units of the predictions: scale it with the score range.
 """
 
@@ -46,7 +47,8 @@ def pearson(x: Tensor, y: Tensor, eps: float = 1e-8) -> Tensor:
 
 
 def plcc_loss(pred: Tensor, target: Tensor, eps: float = 1e-8) -> Tensor:
-    """PLCC loss ``1 - Pearson(pred, target)`` in [0, 2] (004 eqs. 4 and 13; 000 MICV)."""
+    """PLCC loss ``1 - Pearson(pred, target)`` in [0, 2] (Ma et al., VQualA 2025 FIQA report, eqs. 4 and 13;
+    Li et al., ISRG-Q report, 2025 MICV)."""
     return 1.0 - pearson(pred, target, eps)
 
 
@@ -67,19 +69,22 @@ def average_rank(x: Tensor) -> Tensor:
 
 
 def srcc_loss(pred: Tensor, target: Tensor, temperature: float = 0.1, eps: float = 1e-8) -> Tensor:
-    """SRCC loss ``1 - Pearson(soft_rank(pred), average_rank(target))`` (000 MICV, 001 eq. 10)."""
+    """SRCC loss ``1 - Pearson(soft_rank(pred), average_rank(target))`` (Li et al., ISRG-Q report, 2025 MICV,
+    Han et al., NTIRE 2025 T2I QA report, eq. 10)."""
     pred, target = pair(pred, target)
     return 1.0 - pearson(soft_rank(pred, temperature), average_rank(target), eps)
 
 
 def mse_plcc_loss(pred: Tensor, target: Tensor, alpha: float = 1.0, eps: float = 1e-8) -> Tensor:
-    """``MSE + alpha (1 - Pearson)`` (004, eqs. 2-4; ATHENAFace's MSECorrLoss, alpha = 1 by default)."""
+    """``MSE + alpha (1 - Pearson)`` (Ma et al., VQualA 2025 FIQA report, eqs. 2-4; ATHENAFace's MSECorrLoss,
+    alpha = 1 by default)."""
     pred, target = pair(pred, target)
     return torch.mean((pred - target) ** 2) + alpha * plcc_loss(pred, target, eps)
 
 
 def plcc_rank_loss(pred: Tensor, target: Tensor, alpha: float = 0.5, eps: float = 1e-8) -> Tensor:
-    """``alpha L_PLCC + (1 - alpha) L_Rank`` with the pairwise logistic rank loss (004, eqs. 5-6).
+    """``alpha L_PLCC + (1 - alpha) L_Rank`` with the pairwise logistic rank loss (Ma et al., VQualA 2025
+    FIQA report, eqs. 5-6).
 
     The report gives no value of alpha; 0.5 is ours.
     """
@@ -96,7 +101,8 @@ def focal_label_smoothing_loss(
     noise: Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """Focal label-smoothing regression loss (004, eqs. 7-10), averaged over the batch.
+    """Focal label-smoothing regression loss (Ma et al., VQualA 2025 FIQA report, eqs. 7-10), averaged over
+    the batch.
 
     ``y~ = y + smoothing * n`` with ``n ~ N(0, 1)`` (eq. 7; pass ``noise`` to fix n, or a
     ``generator``), ``m = (yhat - y~)^2`` (eq. 8), ``w = (1 - exp(-m))^gamma`` (eq. 9) and the loss
@@ -129,7 +135,8 @@ def correlation_focal_loss(
     noise: Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """Conquerit's total objective ``lam L_corr + (1 - lam) L_focal-smooth`` (004, eq. 11).
+    """Conquerit's total objective ``lam L_corr + (1 - lam) L_focal-smooth`` (Ma et al., VQualA 2025 FIQA
+    report, eq. 11).
 
     ``L_corr`` is :func:`plcc_rank_loss` (eq. 5) and ``L_focal-smooth`` is
     :func:`focal_label_smoothing_loss` (eqs. 7-10). The weights are not given in the report (ours).

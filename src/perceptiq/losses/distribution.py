@@ -6,14 +6,17 @@ level k + 1 (1 = bad ... 5 = excellent). DeQA-Score's own code stores them excel
 
 Targets (no gradient needed):
 
-* :func:`deqa_soft_label`: DeQA-Score's Gaussian-interval label (001 eqs. 3-5; PROTOCOLS 9.1), with
+* :func:`deqa_soft_label`: DeQA-Score's Gaussian-interval label (Han et al., NTIRE 2025 T2I QA report, eqs.
+  3-5; DeQA-Score gen_soft_label.py), with
   the reference's quirks kept: no renormalisation after clamping (the sum can exceed 1) and a uniform
   label when the normalised MOS is exactly 3.
-* :func:`min_variance_histogram`: UltraR-IQA's histogram (000, team 2077 Agent): the least-variance
+* :func:`min_variance_histogram`: UltraR-IQA's histogram (Li et al., ISRG-Q report, 2025, team 2077 Agent):
+  the least-variance
   set of R integer ratings in 1..L whose mean is the MOS.
 
-Losses: :func:`kl_divergence_loss` (001 eq. 6 / DeQA soft KL / UltraR-IQA), and LIQE's multi-class
-fidelity losses (PROTOCOLS 7).
+Losses: :func:`kl_divergence_loss` (Han et al., NTIRE 2025 T2I QA report, eq. 6 / DeQA soft KL / UltraR-IQA),
+and LIQE's multi-class
+fidelity losses (LIQE train_unique_clip_weight.py).
 """
 
 from __future__ import annotations
@@ -54,7 +57,8 @@ def normalise_mos(mos: Tensor, std: Tensor, min_mos: float, max_mos: float) -> t
 
 
 def gaussian_level_probs(mu: Tensor, sigma: Tensor, density: Literal["pdf", "cdf"] = "pdf") -> Tensor:
-    """Raw Gaussian masses of levels x = 1..5, shape (B, 5) (001 eq. 3; DeQA ``level_probs_org``).
+    """Raw Gaussian masses of levels x = 1..5, shape (B, 5) (Han et al., NTIRE 2025 T2I QA report, eq. 3;
+    DeQA ``level_probs_org``).
 
     ``"pdf"``: the density ``N(x; mu, sigma)`` at each level (DeQA on KonIQ and KADID);
     ``"cdf"``: the interval mass ``Phi((x + 0.5 - mu)/sigma) - Phi((x - 0.5 - mu)/sigma)`` (eq. 3, SPAQ).
@@ -71,7 +75,8 @@ def gaussian_level_probs(mu: Tensor, sigma: Tensor, density: Literal["pdf", "cdf
 
 
 def adjust_level_probs(probs: Tensor, mu: Tensor) -> Tensor:
-    """Linear adjustment ``max(alpha p + beta, 0)`` so that sum p = 1 and sum x p = mu (001 eqs. 4-5).
+    """Linear adjustment ``max(alpha p + beta, 0)`` so that sum p = 1 and sum x p = mu (Han et al., NTIRE
+    2025 T2I QA report, eqs. 4-5).
 
     With ``A = sum p`` and ``B = sum x p``: ``alpha = (mu - 3) / (B - 3A + 1e-9)`` and
     ``beta = (1 - alpha A) / 5`` (the reference's closed form, 1e-9 included). Negative masses are
@@ -116,7 +121,8 @@ def deqa_soft_label(
     thre_diff: float = 0.1,
     order: Literal["ascending", "descending"] = "ascending",
 ) -> Tensor:
-    """DeQA-Score soft label over the five levels, shape (B, 5) (001 eqs. 3-5; PROTOCOLS 9.1).
+    """DeQA-Score soft label over the five levels, shape (B, 5) (Han et al., NTIRE 2025 T2I QA report, eqs.
+    3-5; DeQA-Score gen_soft_label.py).
 
     Steps: normalise MOS/std to [1, 5] with the dataset's ``min_mos``/``max_mos``; Gaussian masses
     (:func:`gaussian_level_probs`); linear adjustment with clamping (:func:`adjust_level_probs`); the
@@ -154,7 +160,8 @@ def min_variance_histogram(
     Among all multisets of R integer ratings in 1..L whose mean equals the MOS, the variance is least
     when the ratings differ by at most one (fixed sum, least sum of squares), so the optimum is unique:
     with total ``S = R * MOS``, ``S mod R`` raters give ``floor(S/R) + 1`` and the rest ``floor(S/R)``.
-    (000 describes an exhaustive search; this closed form gives the same histogram.) Returns the
+    (Li et al., ISRG-Q report, 2025 describes an exhaustive search; this closed form gives the same
+    histogram.) Returns the
     fractions count / R in ascending level order. A MOS whose total S is not an integer (within
     ``tol``) has no exact solution: ``rounding="raise"`` (default) raises, ``"nearest"`` rounds S.
     """
@@ -187,7 +194,8 @@ def kl_divergence_loss(
     index: Tensor | None = None,
     reduction: Literal["batchmean", "sum", "none"] = "batchmean",
 ) -> Tensor:
-    """``KL(target || softmax(logits))`` per row, reduced (001 eq. 6 negated; DeQA soft KL; UltraR-IQA).
+    """``KL(target || softmax(logits))`` per row, reduced (Han et al., NTIRE 2025 T2I QA report, eq. 6
+    negated; DeQA soft KL; UltraR-IQA).
 
     ``logits`` (B, V); ``target`` (B, C) with C = V, or with ``index`` (C,) the target mass sits on those
     columns of the vocabulary (DeQA: the five level-token ids) and is 0 elsewhere, while the softmax

@@ -1,4 +1,5 @@
-"""Heatmap loss for structure-distortion maps: ``MSE + (1 - Dice-IoU)`` (001, eq. 9; team OPDAI).
+"""Heatmap loss for structure-distortion maps: ``MSE + (1 - Dice-IoU)`` (Han et al., NTIRE 2025 T2I QA
+report, eq. 9; team OPDAI).
 
 Predicted and target heatmaps are (B, ...) tensors with values in [0, 1] (B images, any spatial
 shape). The report does not define "Dice-IoU" and the team's code is not available; we offer the
@@ -47,7 +48,8 @@ def soft_iou(pred: Tensor, target: Tensor, smooth: float = 1e-6) -> Tensor:
 
 
 def heatmap_loss(pred: Tensor, target: Tensor, *, overlap: Overlap = "dice", smooth: float = 1e-6) -> Tensor:
-    """``MSE + (1 - overlap)`` with the overlap averaged over the batch (001, eq. 9)."""
+    """``MSE + (1 - overlap)`` with the overlap averaged over the batch (Han et al., NTIRE 2025 T2I QA
+    report, eq. 9)."""
     p, t = _flat_pair(pred, target)
     if overlap == "dice":
         score = soft_dice(p, t, smooth)

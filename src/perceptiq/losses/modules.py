@@ -130,7 +130,8 @@ class DeQARatingLoss(_Loss):
 
 
 class PairwiseLogisticRankLoss(_Loss):
-    """004 eq. 6; see :func:`~perceptiq.losses.functional.pairwise_logistic_rank_loss`."""
+    """Ma et al., VQualA 2025 FIQA report, eq. 6; see
+    :func:`~perceptiq.losses.functional.pairwise_logistic_rank_loss`."""
 
     def forward(self, pred: Tensor, target: Tensor) -> Tensor:
         return _pw.pairwise_logistic_rank_loss(pred, target)
@@ -175,7 +176,8 @@ class SRCCLoss(_Loss):
 
 
 class MSEPLCCLoss(_Loss):
-    """``MSE + alpha (1 - PLCC)`` (004 eqs. 2-4); see :func:`~perceptiq.losses.functional.mse_plcc_loss`."""
+    """``MSE + alpha (1 - PLCC)`` (Ma et al., VQualA 2025 FIQA report, eqs. 2-4); see
+    :func:`~perceptiq.losses.functional.mse_plcc_loss`."""
 
     def __init__(self, alpha: float = 1.0, eps: float = 1e-8) -> None:
         super().__init__(alpha=alpha, eps=eps)
@@ -185,7 +187,7 @@ class MSEPLCCLoss(_Loss):
 
 
 class PLCCRankLoss(_Loss):
-    """004 eq. 5; see :func:`~perceptiq.losses.functional.plcc_rank_loss`."""
+    """Ma et al., VQualA 2025 FIQA report, eq. 5; see :func:`~perceptiq.losses.functional.plcc_rank_loss`."""
 
     def __init__(self, alpha: float = 0.5, eps: float = 1e-8) -> None:
         super().__init__(alpha=alpha, eps=eps)
@@ -195,7 +197,8 @@ class PLCCRankLoss(_Loss):
 
 
 class FocalLabelSmoothingLoss(_Loss):
-    """004 eqs. 7-10; see :func:`~perceptiq.losses.functional.focal_label_smoothing_loss`.
+    """Ma et al., VQualA 2025 FIQA report, eqs. 7-10; see
+    :func:`~perceptiq.losses.functional.focal_label_smoothing_loss`.
 
     The smoothing noise is drawn from torch's global generator unless ``noise`` is passed.
     """
@@ -208,7 +211,8 @@ class FocalLabelSmoothingLoss(_Loss):
 
 
 class CorrelationFocalLoss(_Loss):
-    """004 eq. 11; see :func:`~perceptiq.losses.functional.correlation_focal_loss`."""
+    """Ma et al., VQualA 2025 FIQA report, eq. 11; see
+    :func:`~perceptiq.losses.functional.correlation_focal_loss`."""
 
     def __init__(
         self,
@@ -263,7 +267,8 @@ class DistributionFidelityLoss(_Loss):
 
 
 class HeatmapLoss(_Loss):
-    """``MSE + (1 - Dice-IoU)`` (001 eq. 9); see :func:`~perceptiq.losses.functional.heatmap_loss`."""
+    """``MSE + (1 - Dice-IoU)`` (Han et al., NTIRE 2025 T2I QA report, eq. 9); see
+    :func:`~perceptiq.losses.functional.heatmap_loss`."""
 
     def __init__(self, overlap: Overlap = "dice", smooth: float = 1e-6) -> None:
         super().__init__(overlap=overlap, smooth=smooth)

@@ -4,7 +4,8 @@ Conventions: predictions and targets are quality scores, higher = better. A pair
 target preference ``g = 1`` if item i is better, ``0`` if worse and ``0.5`` on a tie, and the
 predicted preference ``p = Phi(delta / sigma)`` (Thurstone). The fidelity loss of a pair is
 ``1 - sqrt(p g + eps) - sqrt((1 - p)(1 - g) + eps)`` with ``eps`` inside each square root as in
-the reference code (PROTOCOLS.md 0.2), so its minimum is about ``-sqrt(eps)``, slightly below 0.
+the reference code (LIQE and SR-IQA-SMC25 Fidelity_Loss.py), so its minimum is about ``-sqrt(eps)``, slightly
+below 0.
 
 Losses over "all pairs of the batch" use the B(B-1)/2 unordered pairs i < j. On a batch with no
 pair (B = 1) the reference code takes an empty mean (NaN); here ``undefined="skip"`` (default)
@@ -55,13 +56,15 @@ def normal_cdf(x: Tensor) -> Tensor:
 def preference_target(a: Tensor, b: Tensor) -> Tensor:
     """Target preference of a over b: 1 if a > b, 0 if a < b, 0.5 on a tie (``(sign(a - b) + 1) / 2``).
 
-    This is eq. 2 of VisualQuality-R1 (003) and eq. 3 of the model-rankings paper (002).
+    This is eq. 2 of VisualQuality-R1 (Wu et al., VisualQuality-R1, 2025) and eq. 3 of the model-rankings
+    paper (Chen et al., Learning from Model Rankings, 2025).
     """
     return 0.5 * (torch.sign(a - b) + 1.0)
 
 
 def fidelity(p: Tensor, g: Tensor, eps: float = 1e-8) -> Tensor:
-    """Element-wise fidelity loss ``1 - sqrt(p g + eps) - sqrt((1 - p)(1 - g) + eps)`` (PROTOCOLS 0.2).
+    """Element-wise fidelity loss ``1 - sqrt(p g + eps) - sqrt((1 - p)(1 - g) + eps)`` (LIQE and SR-IQA-SMC25
+    Fidelity_Loss.py).
 
     ``p`` is the predicted and ``g`` the target probability, both in [0, 1]; lower is better.
     The reward form used by VisualQuality-R1 is ``1 - fidelity(p, g, eps)``.
@@ -86,7 +89,7 @@ def gaussian_preference_target(
 ) -> Tensor:
     """Soft target ``Phi((mu_a - mu_b) / sqrt(std_a^2 + std_b^2 + gamma))`` from MOS means and stds.
 
-    This is DeQA-Score's rating-loss target (PROTOCOLS 9.2; gamma = 1e-8 as in its code). The ratio is
+    This is DeQA-Score's rating-loss target (DeQA-Score train.sh; gamma = 1e-8 as in its code). The ratio is
     invariant to an affine change of the MOS scale up to gamma, so native-scale MOS may be used.
     """
     return normal_cdf((mu_a - mu_b) / torch.sqrt(std_a**2 + std_b**2 + gamma))
@@ -107,7 +110,8 @@ def pairwise_fidelity_loss(
     """Mean fidelity loss over explicit pairs (a_n, b_n) with target probabilities ``target`` (N,).
 
     Without variances ``p = Phi((a - b) / sigma)`` (Thurstone Case V; sigma = std of the difference,
-    1 in LIQE, sqrt 2 in DeQA-Score and in eq. 4 of 002). With per-item predicted variances
+    1 in LIQE, sqrt 2 in DeQA-Score and in eq. 4 of Chen et al., Learning from Model Rankings, 2025). With
+    per-item predicted variances
     ``p = Phi((a - b) / sqrt(var_a + var_b + gamma))``.
     """
     check_undefined(undefined)
@@ -137,7 +141,7 @@ def fidelity_loss(
     eps: float = 1e-8,
     undefined: Undefined = "skip",
 ) -> Tensor:
-    """Fidelity loss over all pairs i < j of a batch (LIQE / SR-IQA ``loss_m4`` term, PROTOCOLS 4.4).
+    """Fidelity loss over all pairs i < j of a batch (LIQE / SR-IQA ``loss_m4`` term, SR-IQA-SMC25 train.py).
 
     ``g = (sign(y_i - y_j) + 1) / 2`` from the MOS ``target``; ``p = Phi((yhat_i - yhat_j) / sigma)``
     (Case V, sigma = 1 in the reference), or ``Phi(delta / sqrt(v_i + v_j + gamma))`` with predicted
@@ -161,7 +165,7 @@ def fidelity_loss(
 def fidelity_loss_majority_voting(
     pred: Tensor, votes: Tensor, *, sigma: float = 1.0, eps: float = 1e-8, undefined: Undefined = "skip"
 ) -> Tensor:
-    """Fidelity loss with targets from a majority vote of M pseudo-labelling models (PROTOCOLS 4.4).
+    """Fidelity loss with targets from a majority vote of M pseudo-labelling models (SR-IQA-SMC25 train.py).
 
     ``votes`` (B, M) holds each model's score per image; for a pair (i, j), ``g = W / (W + L)`` with W
     (L) the number of models scoring i strictly above (below) j. A pair on which every model ties has
@@ -195,7 +199,8 @@ def grouped_fidelity_loss(
     eps: float = 1e-8,
     undefined: Undefined = "skip",
 ) -> Tensor:
-    """Per-dataset fidelity losses averaged over datasets (LIQE ``loss_m4``, PROTOCOLS 7).
+    """Per-dataset fidelity losses averaged over datasets (LIQE ``loss_m4``, LIQE
+    train_unique_clip_weight.py).
 
     The batch is split into consecutive groups of ``group_sizes`` (one per dataset/task); each group's
     :func:`fidelity_loss` is computed within the group only, and the sum is divided by the number of
@@ -223,7 +228,8 @@ def group_mean_fidelity_loss(
     eps: float = 1e-8,
     undefined: Undefined = "skip",
 ) -> Tensor:
-    """Fidelity loss between group means, for calibration from model rankings (002, eqs. 3-5).
+    """Fidelity loss between group means, for calibration from model rankings (Chen et al., Learning from
+    Model Rankings, 2025, eqs. 3-5).
 
     ``pred`` (N,) are the (rectified) scores Q of images, ``group`` (N,) integer ids in [0, G) of the
     method that produced each image, and ``group_score`` (G,) the methods' global ranking scores
@@ -267,7 +273,7 @@ def deqa_rating_loss(
     eps: float = 1e-8,
     undefined: Undefined = "skip",
 ) -> Tensor:
-    """DeQA-Score fixed-std rating loss on image pairs (PROTOCOLS 9.2, ``use_fix_std``).
+    """DeQA-Score fixed-std rating loss on image pairs (DeQA-Score train.sh, ``use_fix_std``).
 
     ``p = Phi((s_a - s_b) / sqrt 2)`` from the predicted scores, target
     ``g = Phi((mos_a - mos_b) / sqrt(std_a^2 + std_b^2 + 1e-8))`` from the ground truth; mean fidelity.
@@ -283,7 +289,8 @@ def deqa_rating_loss(
 
 
 def pairwise_logistic_rank_loss(pred: Tensor, target: Tensor) -> Tensor:
-    """Pairwise logistic rank loss ``E_ij[log(1 + exp(-(yhat_i - yhat_j) sign(y_i - y_j)))]`` (004, eq. 6).
+    """Pairwise logistic rank loss ``E_ij[log(1 + exp(-(yhat_i - yhat_j) sign(y_i - y_j)))]`` (Ma et al.,
+    VQualA 2025 FIQA report, eq. 6).
 
     The expectation runs over all pairs i < j of the batch (the summand is symmetric in i, j); a tied
     pair contributes the constant log 2 and no gradient, as the equation says. B = 1 gives 0.
@@ -305,7 +312,8 @@ def l1_rank_loss(
     hard_threshold: float = 1.0,
     use_margin: bool = False,
 ) -> Tensor:
-    """L1 + rank hinge loss, ``L1RankLoss`` of Wen & Wang (2021), used by MediaForensics in 004.
+    """L1 + rank hinge loss, ``L1RankLoss`` of Wen & Wang (2021), used by MediaForensics in Ma et al., VQualA
+    2025 FIQA report.
 
     ``l1_weight * mean|yhat - y| + rank_weight * R`` with, over ordered pairs whose MOS differ by
     ``0 < |y_j - y_i| < hard_threshold``, ``R = sum relu(m_ij - sign(y_j - y_i)(yhat_j - yhat_i)) /

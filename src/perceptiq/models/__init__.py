@@ -4,13 +4,16 @@ Families (each registers its variants on import; backbones from timm, transforme
 are imported only when a model needs them):
 
 * ``nss_mlp``: natural-scene statistics + MLP ensemble; ``perceptiq_nr`` is the default NR model.
-* ``face_lite``: timm backbones + regression head under the face challenge budget (seed 004).
-* ``clip_prompt``: CLIP/SigLIP/SigLIP2 five-level prompt models, LIQE/QA-Veteran (seeds 000, 002).
-* ``rank_rectifier``: a frozen base model + MLP rectifier (|a| + 1) q + b (seed 002).
-* ``t2i_alignment``: overall alignment + element presence (seed 001, 5.1).
-* ``t2i_structure``: score + distortion heatmap heads (seed 001, 5.2).
-* ``hybrid_vit_cnn``: the MICV super-resolution model (seed 000, 4.1).
-* ``ultra_fr``: UltraR-IQA full-reference region model (seed 000, 4.4).
+* ``face_lite``: timm backbones + regression head under the face challenge budget (Ma et al., VQualA 2025
+  FIQA report).
+* ``clip_prompt``: CLIP/SigLIP/SigLIP2 five-level prompt models, LIQE/QA-Veteran (Li et al., ISRG-Q report,
+  2025, Chen et al., Learning from Model Rankings, 2025).
+* ``rank_rectifier``: a frozen base model + MLP rectifier (|a| + 1) q + b (Chen et al., Learning from Model
+  Rankings, 2025).
+* ``t2i_alignment``: overall alignment + element presence (Han et al., NTIRE 2025 T2I QA report, 5.1).
+* ``t2i_structure``: score + distortion heatmap heads (Han et al., NTIRE 2025 T2I QA report, 5.2).
+* ``hybrid_vit_cnn``: the MICV super-resolution model (Li et al., ISRG-Q report, 2025, 4.1).
+* ``ultra_fr``: UltraR-IQA full-reference region model (Li et al., ISRG-Q report, 2025, 4.4).
 * ``ensemble``: weighted combination of registered models.
 """
 

@@ -1,8 +1,10 @@
 """Parameter and compute budget of a model: parameters, multiply-accumulates (MACs) and FLOPs.
 
-The VQualA 2025 face IQA challenge (seed 004) limits a model to 0.5 "GFLOPs" and 5M parameters per
+The VQualA 2025 face IQA challenge (Ma et al., VQualA 2025 FIQA report) limits a model to 0.5 "GFLOPs" and 5M
+parameters per
 forward pass. The MobileNetV2 baseline has 0.2995 G multiply-accumulates at 224 x 224, so the limit
-is evidently counted in MACs (PROTOCOLS §6): Conv2d MACs = ``H_out W_out C_out (C_in / groups) k_h k_w``,
+is evidently counted in MACs (MobileNetV2 baseline count): Conv2d MACs = ``H_out W_out C_out (C_in / groups)
+k_h k_w``,
 Linear MACs = ``in * out``, batch 1, at the model's actual input size (per crop).
 
 Counting uses ``torch.utils.flop_counter.FlopCounterMode`` on one forward pass at batch 1, which

@@ -1,21 +1,25 @@
-"""Prompt-based quality from image-text models: CLIP, SigLIP and SigLIP 2 NaFlex (seeds 000 and 002).
+"""Prompt-based quality from image-text models: CLIP, SigLIP and SigLIP 2 NaFlex (Li et al., ISRG-Q report,
+2025 and Chen et al., Learning from Model Rankings, 2025).
 
-Score (seed 000, QA-Veteran, sec. 4.3; seed 002, sec. II-B; PROTOCOLS §4.5 and §7): the image
+Score (Li et al., ISRG-Q report, 2025, QA-Veteran, sec. 4.3; Chen et al., Learning from Model Rankings, 2025,
+sec. II-B; reference code SR-IQA-SMC25 rectifier.py, train.py and LIQE train_unique_clip_weight.py): the image
 embedding is compared with the text embeddings of five prompts ``"a photo with {c} quality"``,
 c in (bad, poor, fair, good, perfect); logits = logit_scale * cosine similarity, softmax over the
 prompts gives p(c|x), and the score is the expected level ``q(x) = sum_c p(c|x) * c`` with c = 1..5.
 Range [1, 5], higher = better. The level weights are configurable (Q-Align's README weights
-[5, 4, 3, 2, 1] over [excellent .. bad], or its scorer's [1, 0.75, 0.5, 0.25, 0], PROTOCOLS §8, are the
+[5, 4, 3, 2, 1] over [excellent .. bad], or its scorer's [1, 0.75, 0.5, 0.25, 0], Q-Align scorer.py, are the
 same rule).
 
 Options:
 
 * ``prompt_template``: ``"a photo with {} quality"`` (LIQE, SR-IQA ``train.py``, QA-Veteran; default)
-  or ``"a photo of {} quality"`` (SR-IQA ``demo.py``, PROTOCOLS §10 #7).
+  or ``"a photo of {} quality"`` (SR-IQA ``demo.py``, which differs from its ``train.py`` here).
 * ``prompt_set="liqe_joint"``: LIQE's 495 joint prompts
   ``"a photo of a {scene} with {distortion} artifacts, which is of {quality} quality"``
-  (index q*99 + s*11 + d); softmax over all of them, then the quality marginal (PROTOCOLS §7).
-* ``liqe_patches``: LIQE's test-time patches (PROTOCOLS §7): resize so that the shorter side is at most
+  (index q*99 + s*11 + d); softmax over all of them, then the quality marginal (LIQE
+  train_unique_clip_weight.py).
+* ``liqe_patches``: LIQE's test-time patches (LIQE train_unique_clip_weight.py): resize so that the shorter
+  side is at most
   768 when both sides reach 768, cut a grid of tower-size patches with stride 32 (48 when a side is at
   least 1024), keep the 15 patches ``i * (N // 15)`` (released code; with N < 15 every kept patch is
   patch 0) or ``floor(i * N / 15)`` (``liqe_selection="spread"``, ours), and **average the logits over
@@ -432,7 +436,8 @@ NAFLEX_POLICY = InputPolicy(
 
 @register_model("clip_prompt_vit_b32")
 def clip_prompt_vit_b32() -> ClipPromptConfig:
-    """CLIP ViT-B/32, five quality prompts, LIQE test patches (the SR-IQA base model, PROTOCOLS §4.5)."""
+    """CLIP ViT-B/32, five quality prompts, LIQE test patches (the SR-IQA base model, SR-IQA-SMC25
+    rectifier.py and train.py)."""
     return ClipPromptConfig(arch="clip", backbone_config=CLIP_VIT_B32, liqe_patches=True)
 
 

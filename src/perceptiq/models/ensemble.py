@@ -1,4 +1,5 @@
-"""Weighted ensembles of registered quality models (seed 001: ensembles in both T2I tracks; seed 004:
+"""Weighted ensembles of registered quality models (Han et al., NTIRE 2025 T2I QA report: ensembles in both
+T2I tracks; Ma et al., VQualA 2025 FIQA report:
 two-model ensembles of the face IQA challenge).
 
 The ensemble score of an image is ``sum_i w_i z_i / sum_i w_i`` over members ``i``, with ``z_i`` the

@@ -1,6 +1,8 @@
-"""Lightweight face IQA models: a timm backbone plus a regression head (seed 004, VQualA 2025 FIQA).
+"""Lightweight face IQA models: a timm backbone plus a regression head (Ma et al., VQualA 2025 FIQA report,
+VQualA 2025 FIQA).
 
-The challenge limits a model to 0.5 GFLOPs (counted as multiply-accumulates, PROTOCOLS §6) and 5M
+The challenge limits a model to 0.5 GFLOPs (counted as multiply-accumulates, MobileNetV2 baseline count) and
+5M
 parameters per forward pass; the baseline is MobileNetV2 on 224x224 crops, the winners used
 EdgeNeXt-XXS, MobileNetV3 and RegNetY backbones. Scores are unbounded regression outputs on the
 training MOS scale, higher = better. Input policy: the baseline's test-time mean over random 224

@@ -1,4 +1,5 @@
-"""Hybrid ViT + CNN quality model of team MICV, VQualA 2025 ISRGC-Q (seed 000, sec. 4.1, Fig. 3).
+"""Hybrid ViT + CNN quality model of team MICV, VQualA 2025 ISRGC-Q (Li et al., ISRG-Q report, 2025, sec.
+4.1, Fig. 3).
 
 The SR image alone (no LR/HR reference) goes through a ViT; its patch tokens pass a self-attention
 block, a transposed self-attention block, and a third self-attention block, are laid back on the

@@ -1,12 +1,14 @@
 """Named test-time input policies of the seed challenge methods (:class:`InputPolicy` presets).
 
-* ``"ydy_30x128"``: team ydy of the VQualA 2025 ISRGC-Q challenge (seed 000, sec. 4.2, "Testing
+* ``"ydy_30x128"``: team ydy of the VQualA 2025 ISRGC-Q challenge (Li et al., ISRG-Q report, 2025, sec. 4.2,
+  "Testing
   Details"): 30 patches of 128 x 128 per image, score = mean of the patch scores. The report does not
   say how the patches are placed; they are drawn here at seeded uniform random positions.
-* ``"fiqa_20x224"``: the MobileNetV2 baseline of the VQualA 2025 face IQA challenge (seed 004;
-  PROTOCOLS §6): mean over 20 random 224 x 224 crops.
+* ``"fiqa_20x224"``: the MobileNetV2 baseline of the VQualA 2025 face IQA challenge (Ma et al., VQualA 2025
+  FIQA report;
+  MobileNetV2 baseline count): mean over 20 random 224 x 224 crops.
 * ``"micv_tiles_448"``: 448 x 448 tiles covering the image (border tiles shifted inside), mean score;
-  a whole-image alternative to MICV's single centre crop (seed 000, sec. 4.1), which
+  a whole-image alternative to MICV's single centre crop (Li et al., ISRG-Q report, 2025, sec. 4.1), which
   :class:`~perceptiq.models.hybrid_vit_cnn.HybridViTCNN` applies itself (``center_crop=True``).
 
 Random positions come from a ``torch.Generator`` seeded with ``seed`` (0), so a preset gives the same

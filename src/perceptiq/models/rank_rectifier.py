@@ -1,6 +1,8 @@
-"""A frozen quality model calibrated by a small rectifier learned from model rankings (seed 002).
+"""A frozen quality model calibrated by a small rectifier learned from model rankings (Chen et al., Learning
+from Model Rankings, 2025).
 
-Seed 002 ("Learning from model rankings improves blind SR IQA", sec. II-B, eqs. 3-6; PROTOCOLS §4.5):
+Chen et al., Learning from Model Rankings, 2025 ("Learning from model rankings improves blind SR IQA", sec.
+II-B, eqs. 3-6; SR-IQA-SMC25 rectifier.py and train.py):
 a pre-trained quality model g (a CLIP ViT-B/32 prompt model, :mod:`perceptiq.models.clip_prompt`)
 is calibrated by a rectifier h that maps image features to a scale and a shift (a, b):
 
@@ -24,11 +26,12 @@ Linear(hidden, 2) with hidden = C by default — whose outputs are averaged over
 The base model is any registered quality model (``base`` = variant name, ``base_options`` =
 overrides; after construction its full config is recorded in ``base_config``). It is frozen
 (``requires_grad=False``, kept in eval mode) unless ``train_base=True``: the paper calls g frozen, but
-the released ``train.py`` also optimises all CLIP weights except the logit scale (PROTOCOLS §4.5, §10 #6).
+the released ``train.py`` also optimises all CLIP weights except the logit scale (SR-IQA-SMC25 train.py).
 ``base_weights`` (a perceptiq weights directory for the base) is read at construction only; the
 weights then live in this model's state.
 
-Training (seed 002, eqs. 4-6): batches of B images of one SR method; the probability that method i
+Training (Chen et al., Learning from Model Rankings, 2025, eqs. 4-6): batches of B images of one SR method;
+the probability that method i
 beats method j is Phi((mean_i Q - mean_j Q) / sqrt(2)), trained with the fidelity loss against the
 ranking label; that loss lives in :mod:`perceptiq.losses`. Scores are on g's scale, higher = better.
 """

@@ -1,12 +1,14 @@
-"""Text-to-image alignment: an overall score and per-element presence from an image-text model (seed 001).
+"""Text-to-image alignment: an overall score and per-element presence from an image-text model (Han et al.,
+NTIRE 2025 T2I QA report).
 
-Seed 001 (NTIRE 2025 T2I QA, alignment track on EvalMuse-40K; PROTOCOLS §2): for a prompt and an
+Han et al., NTIRE 2025 T2I QA report (NTIRE 2025 T2I QA, alignment track on EvalMuse-40K; EvalMuse eval.py):
+for a prompt and an
 image generated from it, predict an overall alignment score on 1..5 and, for each element the prompt
 was split into, whether the element appears in the image. Main = 0.5 ACC + 0.25 (SRCC + PLCC), with the
 element predictions binarised as EvalMuse's ``eval.py`` does: 1 if p >= 0.5 else 0.
 
 The baseline FGA-BLIP2 reads both from a BLIP-2 image-text matching head and maps the mean match
-probability p to ``4 p + 1`` (PROTOCOLS §2.2). This family computes them from a contrastive image-text
+probability p to ``4 p + 1`` (EvalMuse fga_blip2.py). This family computes them from a contrastive image-text
 model (CLIP, SigLIP, SigLIP 2; :mod:`perceptiq.models._image_text`); the rules are ours:
 
 * Match probability of a text t for image x (``rule=``):
@@ -79,7 +81,7 @@ def sigmoid_probability(
 
 
 def overall_from_match(p: torch.Tensor) -> torch.Tensor:
-    """FGA-BLIP2's overall score ``4 p + 1`` from a match probability (PROTOCOLS §2.2)."""
+    """FGA-BLIP2's overall score ``4 p + 1`` from a match probability (EvalMuse fga_blip2.py)."""
     return 4.0 * p + 1.0
 
 

@@ -1,7 +1,9 @@
-"""Structure-distortion model for generated images: a score head and a heatmap decoder (seed 001, sec. 5.2).
+"""Structure-distortion model for generated images: a score head and a heatmap decoder (Han et al., NTIRE
+2025 T2I QA report, sec. 5.2).
 
 The NTIRE 2025 T2I structure track asks for a structure score and a distortion mask per image
-(PROTOCOLS §3). The design follows the common part of the top methods of sec. 5.2: one image encoder
+(EvalMuse-Structure evaluate.py). The design follows the common part of the top methods of sec. 5.2: one
+image encoder
 (a timm backbone with multi-scale features; OPDAI use Florence-2, Tenryu Babu CLIP), an optional prompt
 embedding fused into the deepest image tokens by cross-attention (Tenryu Babu's cross-modal fusion;
 "out of memory" concatenate SigLIP2 image and text tokens), a pooled MLP score head, and a U-Net
@@ -225,7 +227,8 @@ class T2IStructureModel(QualityModel):
 
     @staticmethod
     def mask(heatmaps: torch.Tensor | np.ndarray, threshold: float = 40.0) -> np.ndarray:
-        """Binary uint8 masks ``round(255 h) > threshold`` of heatmaps in [0, 1] (PROTOCOLS §3.3)."""
+        """Binary uint8 masks ``round(255 h) > threshold`` of heatmaps in [0, 1] (EvalMuse-Structure
+        evaluate.py)."""
         if isinstance(heatmaps, torch.Tensor):
             heatmaps = heatmaps.detach().cpu().numpy()
         return heatmap_to_mask(heatmaps, threshold=threshold)

@@ -1,4 +1,5 @@
-"""UltraR-IQA: full-reference region model of team 2077 Agent, VQualA 2025 ISRGC-Q (seed 000, sec. 4.4).
+"""UltraR-IQA: full-reference region model of team 2077 Agent, VQualA 2025 ISRGC-Q (Li et al., ISRG-Q report,
+2025, sec. 4.4).
 
 Pipeline (Figs. 9-12): candidate regions are proposed on the HR reference; the SR image and its HR
 reference go through one ConvNeXt backbone (frozen in the paper) with a feature pyramid network

@@ -1,9 +1,12 @@
-"""Rank items from paired comparisons (paper 002): Thurstone Case V and Bradley-Terry.
+"""Rank items from paired comparisons (Chen et al., Learning from Model Rankings, 2025): Thurstone Case V and
+Bradley-Terry.
 
 Pure functions over count matrices ``C[i, j]`` (votes for ``i`` over ``j``): maximum-likelihood scores with
 an optional ridge prior, standard errors from the observed information, bootstrap intervals over votes, the
-connectivity checks that decide whether the scores exist, and the ranking stability of paper 002, Fig. 4;
-and MAD competition (:mod:`perceptiq.ranking.mad`, eq. 1 of paper 002) to choose the pairs to show people.
+connectivity checks that decide whether the scores exist, and the ranking stability of Chen et al., Learning
+from Model Rankings, 2025, Fig. 4;
+and MAD competition (:mod:`perceptiq.ranking.mad`, eq. 1 of Chen et al., Learning from Model Rankings, 2025)
+to choose the pairs to show people.
 """
 
 from perceptiq.ranking._graph import DisconnectedComparisonsError, check_comparison_graph

@@ -3,7 +3,8 @@
 For compared pairs ``a_k < b_k`` with ``wab_k`` votes for ``a_k``, ``wba_k`` for ``b_k`` and
 ``d_k = mu_a - mu_b``, the penalised objective is
 ``sum_k wab_k log F(d_k) + wba_k log F(-d_k) - ridge * ||mu||^2``; ``F`` is ``Phi`` (Thurstone Case V, paper
-002 eq. 2) or the logistic function (Bradley-Terry). The negative Hessian of the likelihood is the graph
+Chen et al., Learning from Model Rankings, 2025, eq. 2) or the logistic function (Bradley-Terry). The
+negative Hessian of the likelihood is the graph
 Laplacian with edge weights ``wab_k w(d_k) + wba_k w(-d_k)``, ``w = -(log F)''``.
 
 Iterations start from Berkson's minimum chi-square estimate (weighted least squares of ``F^-1`` of the

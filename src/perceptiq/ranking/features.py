@@ -1,11 +1,13 @@
-"""Feature extractors for the ``D2`` (diversity) term of the MAD competition (paper 002, eq. 1).
+"""Feature extractors for the ``D2`` (diversity) term of the MAD competition (Chen et al., Learning from
+Model Rankings, 2025, eq. 1).
 
 An extractor maps a float image batch (B, C, H, W) in [0, 1] (C = 3 RGB, or 1 grey, repeated to RGB)
 to one feature vector per image, (B, d).
 
 * :class:`SimpleFeatures` / :func:`simple_features` (default): a fixed, weight-free, deterministic
   descriptor of colour layout and texture (ours; see :func:`simple_features` for the exact recipe).
-* :class:`VGG16Features`: the output of torchvision's VGG16-BN ``features`` block, as in paper 002 and
+* :class:`VGG16Features`: the output of torchvision's VGG16-BN ``features`` block, as in Chen et al.,
+  Learning from Model Rankings, 2025 and
   its released code, with the ImageNet preprocessing of ``VGG16_BN_Weights.IMAGENET1K_V1``
   (resize the shorter side to 256, bilinear with antialiasing; centre crop 224; normalise by the
   ImageNet mean and std), flattened to 512 x 7 x 7 = 25,088 values. Without a weights file the
@@ -190,7 +192,8 @@ class VGG16Features(torch.nn.Module):
         if weights is None:
             warnings.warn(
                 "VGG16Features has no weights file: D2 uses randomly initialised VGG16-BN features "
-                "(pass the ImageNet vgg16_bn weights to reproduce paper 002)",
+                "(pass the ImageNet vgg16_bn weights to reproduce Chen et al., Learning from Model Rankings, "
+                "2025)",
                 PerceptiqWarning,
                 stacklevel=2,
             )

@@ -1,13 +1,15 @@
-"""MAD competition: pick, per pair of methods, the inputs that best tell them apart (paper 002, eq. 1).
+"""MAD competition: pick, per pair of methods, the inputs that best tell them apart (Chen et al., Learning
+from Model Rankings, 2025, eq. 1).
 
-Paper 002 (eq. 1) selects for each pair of methods ``(f_i, f_j)`` the ``k``-th input greedily as
+Chen et al., Learning from Model Rankings, 2025 (eq. 1) selects for each pair of methods ``(f_i, f_j)`` the
+``k``-th input greedily as
 
     x_k = argmax over x not in S of  D1(f_i(x), f_j(x)) + lambda * D2(x, S),
 
 ``S`` being the inputs already selected, ``D1`` a perceptual distance between the two outputs (DISTS in
 the paper) and ``D2`` a "semantic distance between x and the set S" (VGG-16 features). The paper does
 not say how the distance to a set is formed. The released code (cschenjunlin/SR-IQA-SMC25,
-``MAD_competition.py``; PROTOCOLS.md section 4.1) does the following, which is the default here:
+``MAD_competition.py``) does the following, which is the default here:
 
 1. sort the inputs by ``D1`` descending (here a stable sort, so equal ``D1`` keep input order);
 2. the first pick is the top of that order (``argmax D1``; ``D2`` of an empty set is not used);
@@ -130,7 +132,8 @@ def greedy_select(
     *,
     reduce: D2Reduce = "mean",
 ) -> MadSelection:
-    """Greedy MAD selection from ``D1`` and a precomputed ``d2`` matrix (paper 002 eq. 1, released rule).
+    """Greedy MAD selection from ``D1`` and a precomputed ``d2`` matrix (Chen et al., Learning from Model
+    Rankings, 2025, eq. 1, released rule).
 
     Args:
         d1: (n,) ``D1`` of one method pair over ``n`` inputs, or (P, n) for ``P`` pairs; larger = the two
@@ -212,7 +215,8 @@ def mad_select(
     distance: D2Distance = "mse",
     reduce: D2Reduce = "mean",
 ) -> MadSelection:
-    """MAD selection (paper 002 eq. 1, released-code rule) from ``D1`` and per-input feature vectors.
+    """MAD selection (Chen et al., Learning from Model Rankings, 2025, eq. 1, released-code rule) from ``D1``
+    and per-input feature vectors.
 
     Args:
         d1: (n,) or (P, n) ``D1`` per method pair and input (a distance: larger = more different).

@@ -1,7 +1,8 @@
 """Maximum-likelihood scores from paired comparisons: Thurstone Case V and Bradley-Terry.
 
-Conventions (paper 002, eq. 2; PROTOCOLS.md 4.3): ``C[i, j]`` = number of votes for item ``i`` over item ``j``
-(the diagonal is ignored). ``P(i preferred to j) = F(mu_i - mu_j)`` with ``F = Phi`` for Thurstone Case V
+Conventions (Chen et al., Learning from Model Rankings, 2025, eq. 2; the released code has no
+Thurstone fit): ``C[i, j]`` = number of votes for item ``i`` over item ``j`` (the diagonal is ignored). ``P(i
+preferred to j) = F(mu_i - mu_j)`` with ``F = Phi`` for Thurstone Case V
 (unit variance of the *difference*; multiply the scores by sqrt(2) for unit per-item variance) or
 ``F = logistic`` for Bradley-Terry (``mu`` = log-strength). The scores maximise
 
@@ -214,7 +215,8 @@ def _check_ridge(ridge: float) -> float:
 
 
 def log_likelihood(scores: Sequence[float] | np.ndarray, counts: Any, model: Model = "thurstone") -> float:
-    """``L(mu) = sum_{i != j} C_ij log F(mu_i - mu_j)`` (paper 002, eq. 2), without any prior term."""
+    """``L(mu) = sum_{i != j} C_ij log F(mu_i - mu_j)`` (Chen et al., Learning from Model Rankings, 2025, eq.
+    2), without any prior term."""
     c = _check_counts(counts)
     mu = np.asarray(scores, dtype=float)
     i, j = np.nonzero(c)
@@ -338,7 +340,7 @@ def fit_paired(
     :class:`~perceptiq.ranking.DisconnectedComparisonsError` naming the components when the comparison graph
     is disconnected, or when ``ridge == 0`` and the wins graph is not strongly connected (perfect separation).
 
-    Example (the first worked case of PROTOCOLS.md 4.3):
+    Example (three items):
         >>> result = fit_paired([[0, 8, 9], [2, 0, 7], [1, 3, 0]], items=["a", "b", "c"])
         >>> result.scores.round(4)
         array([ 0.7116, -0.1045, -0.6071])
@@ -395,7 +397,8 @@ def fit_paired(
 
 
 def thurstone(counts: Any, **kwargs: Any) -> PairedComparisonResult:
-    """Thurstone Case V scores (paper 002, eq. 2): :func:`fit_paired` with ``model="thurstone"``."""
+    """Thurstone Case V scores (Chen et al., Learning from Model Rankings, 2025, eq. 2): :func:`fit_paired`
+    with ``model="thurstone"``."""
     return fit_paired(counts, "thurstone", **kwargs)
 
 

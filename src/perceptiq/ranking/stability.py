@@ -1,4 +1,5 @@
-"""Ranking stability under fewer comparisons per item pair (paper 002, Sec. III-A and Fig. 4).
+"""Ranking stability under fewer comparisons per item pair (Chen et al., Learning from Model Rankings, 2025,
+Sec. III-A and Fig. 4).
 
 The paper selects the top ``K`` images per pair of SR methods (in MAD order, eq. 1), collects 2AFC votes
 on them, and reports the SRCC between the global ranking from all ``K = 16`` images and the ranking from the

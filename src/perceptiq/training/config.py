@@ -6,6 +6,9 @@ duplicate key or a value of the wrong type is a :class:`ConfigError` naming the 
 option) and the key. Numbers written as ``1e-3`` (a string for YAML 1.1 parsers) are accepted for
 float fields. Relative paths in a recipe are taken relative to the current working directory.
 
+A recipe is data, not code: modules named in ``model.imports`` other than perceptiq's own are imported
+only when the caller allows it (:func:`import_model_modules`), and never from the working directory.
+
 Packaged recipes live in ``perceptiq/configs/*.yaml`` and are found by name (``face_distill``); any other
 argument is a path.
 """
@@ -14,6 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib
+import os
+import sys
 import types
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +55,7 @@ __all__ = [
     "list_recipes",
     "read_yaml",
     "describe_fields",
+    "import_model_modules",
 ]
 
 
@@ -82,10 +89,15 @@ class ModelSection:
     forward_choices: dict[str, list[Any]] = _f(
         {},
         "keyword arguments of forward drawn uniformly at every training step, "
-        "e.g. {max_num_patches: [4624, 5184, 5776]} (QA-Veteran, seed 000)",
+        "e.g. {max_num_patches: [4624, 5184, 5776]} (QA-Veteran, Li et al., ISRG-Q report, 2025)",
     )
     freeze: list[str] = _f([], "parameters kept fixed: fnmatch patterns of their names (e.g. backbone.*)")
-    imports: list[str] = _f([], "modules imported before the model is built (to register custom families)")
+    imports: list[str] = _f(
+        [],
+        "modules imported before the model is built (to register custom families); modules other than "
+        "perceptiq's own are refused unless allowed (perceptiq train --allow-imports, Python: "
+        "train(..., allow_imports=True)); the working directory is never searched",
+    )
 
 
 @dataclass
@@ -96,6 +108,11 @@ class DataSection:
     val: str | None = _f(None, "manifest of the validation images (default: rows of `train` in val_split)")
     train_split: str | None = _f("train", "value of the split column used for training (null: all rows)")
     val_split: str = _f("val", "value of the split column used for validation")
+    drop_invalid: bool = _f(
+        False,
+        "drop manifest rows whose image file does not exist or that lack a finite MOS where one is needed "
+        "(logged with their count); by default such rows are an error naming the manifest and the rows",
+    )
     crop_size: int = _f(224, "side of the square training crop and of the centre crop at evaluation")
     resize_short: int = _f(0, "resize the shorter side to this first (0: keep the size)")
     hflip: bool = _f(True, "random horizontal flips during training")
@@ -105,18 +122,25 @@ class DataSection:
     num_workers: int = _f(2, "data-loader worker processes (0: load in the training process)")
     group_by: Literal["method", "dataset"] | None = _f(
         None,
-        "'method': every batch holds whole groups of images of one method (calibration, seed 002); "
+        "'method': every batch holds whole groups of images of one method (calibration from model rankings, "
+        "Chen et al., Learning from Model Rankings, 2025); "
         "'dataset': every batch holds rows of one dataset (manifest column dataset), so correlation and "
         "ranking losses compare images of one MOS scale only (multi-dataset training, no realignment)",
     )
-    group_size: int = _f(8, "images per method in a grouped batch (B of 002 eq. 4)")
+    group_size: int = _f(
+        8,
+        "images per method in a grouped batch (B of eq. 4 in Chen et al., Learning from Model Rankings, "
+        "2025)",
+    )
     method_scores: str | None = _f(
         None,
         "global ranking of the methods: JSON of `perceptiq rank --json`, or a table with method and "
         "score columns (higher = better)",
     )
     labelled_per_batch: int = _f(
-        0, "grouped batches: extra images with a MOS and no ranked method per batch (002 eq. 6)"
+        0,
+        "grouped batches: extra images with a MOS and no ranked method per batch (Chen et al., Learning "
+        "from Model Rankings, 2025, eq. 6)",
     )
     descriptor_cache: str | None = _f(
         None,
@@ -207,7 +231,8 @@ class EmaSection:
 
 @dataclass
 class SwaSection:
-    """Stochastic weight averaging (equal-weight average of the end-of-epoch weights, seed 004)."""
+    """Stochastic weight averaging (equal-weight average of the end-of-epoch weights, Ma et al., VQualA 2025
+    FIQA report)."""
 
     enabled: bool = _f(False, "average the weights at the end of every epoch from start_epoch on")
     start_epoch: int = _f(0, "first epoch (0-based) whose weights enter the average")
@@ -215,7 +240,8 @@ class SwaSection:
 
 @dataclass
 class DistillSection:
-    """Teacher -> student distillation and self-training on pseudo-labels (seed 004)."""
+    """Teacher -> student distillation and self-training on pseudo-labels (Ma et al., VQualA 2025 FIQA
+    report)."""
 
     teacher: str | None = _f(
         None, "perceptiq weights of the teacher (needed by target: teacher and unlabelled)"
@@ -620,3 +646,45 @@ def describe_fields(cls: type = TrainConfig, prefix: str = "") -> list[tuple[str
         if get_origin(tp) is list and dataclasses.is_dataclass(get_args(tp)[0]):
             rows.extend(describe_fields(get_args(tp)[0], f"{key}.N."))
     return rows
+
+
+# ------------------------------------------------------------------------------------------- imports
+
+
+def _is_working_dir(entry: str, cwd: str) -> bool:
+    """Whether a ``sys.path`` entry names the working directory ('' and '.' do)."""
+    return entry in ("", ".") or os.path.abspath(entry) == cwd
+
+
+def import_model_modules(modules: Sequence[str], *, allowed: bool) -> None:
+    """Import the modules of ``model.imports`` (to register custom model families).
+
+    perceptiq's own modules (``perceptiq.*``) are always imported. Any other module is refused unless
+    ``allowed`` (the caller's explicit consent: ``perceptiq train --allow-imports``), since importing runs
+    its code. The working directory is taken off ``sys.path`` during the imports, so a file lying there is
+    never run; a module that cannot be imported is a :class:`ConfigError`.
+    """
+    foreign = [m for m in modules if m != "perceptiq" and not m.startswith("perceptiq.")]
+    if foreign and not allowed:
+        raise ConfigError(
+            "model.imports",
+            f"the recipe asks to import {', '.join(foreign)}, which runs their code; pass --allow-imports "
+            "(Python: allow_imports=True) if you trust them",
+        )
+    if not modules:
+        return
+    cwd = os.path.abspath(os.getcwd())
+    saved = list(sys.path)
+    sys.path[:] = [entry for entry in saved if not _is_working_dir(entry, cwd)]
+    try:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except ImportError as err:
+                raise ConfigError(
+                    "model.imports",
+                    f"cannot import {name!r}: {err} (install it or put its folder on PYTHONPATH; the working "
+                    "directory is not searched)",
+                ) from None
+    finally:
+        sys.path[:] = saved

@@ -14,11 +14,15 @@ Batch plans:
 * :func:`single_dataset_batches`: every batch from one dataset of a multi-dataset manifest, so ranking
   and correlation losses never compare MOS of different scales.
 * :func:`grouped_batches`: batches made of whole groups of ``group_size`` images of one method each
-  (seed 002, eq. 4: the mean quality of B images of method i against that of method j), optionally
+  (Chen et al., Learning from Model Rankings, 2025, eq. 4: the mean quality of B images of method i against
+  that of method j), optionally
   topped up with labelled images for the MOS term of eq. 6.
 
 :func:`prepare_data` assembles a run's data from the recipe: training rows of the manifest (plus the
 teacher's pseudo-labels of unlabelled images), validation rows with a MOS, method groups and the plan.
+A row whose image file does not exist, or that lacks a finite MOS where one is needed (every validation
+row; a training row unless a loss targets the teacher, or the method ranking and the row has a ranked
+method), is an error naming the manifest and the rows, or with ``data.drop_invalid`` dropped with a note.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from perceptiq.data.manifest import read_manifest
+from perceptiq.data.manifest import read_manifest, screen_rows
 from perceptiq.data.sampling import dataset_batches
 from perceptiq.errors import DataFileError, InputError
 from perceptiq.io.images import read_image
@@ -208,7 +212,7 @@ def grouped_batches(
     rank: int = 0,
     world_size: int = 1,
 ) -> list[list[int]]:
-    """This rank's batches of whole method groups (seed 002, eqs. 4-6).
+    """This rank's batches of whole method groups (Chen et al., Learning from Model Rankings, 2025, eqs. 4-6).
 
     Groups (ids >= 0) with at least ``group_size`` images take part. Each group's images are shuffled and
     cut into chunks of ``group_size`` (the remainder waits for the next reshuffle). A batch takes one chunk
@@ -349,17 +353,50 @@ def _pseudo_labels(
     return read_manifest(path)
 
 
-def _validation_rows(frame: pd.DataFrame, cfg: TrainConfig) -> pd.DataFrame:
+def _screen(
+    rows: pd.DataFrame, source: str, cfg: TrainConfig, env: DistInfo, mos_needed: np.ndarray | None = None
+) -> pd.DataFrame:
+    """Manifest rows without a usable MOS or image: an error, or dropped with a note (data.drop_invalid)."""
+    kept, notes = screen_rows(
+        rows, source, mos_needed=mos_needed, drop=cfg.data.drop_invalid,
+        hint="fix them, or set data.drop_invalid=true to drop them",
+    )  # fmt: skip
+    if env.is_main:
+        for note in notes:
+            _log.warning(note)
+    return kept
+
+
+def _mos_needed(rows: pd.DataFrame, cfg: TrainConfig, ranked: dict[str, float] | None) -> np.ndarray:
+    """Training rows that only a MOS can teach: all, unless a loss targets the teacher (every row has a
+    target) or the method ranking (rows of a ranked method have one)."""
+    targets = {term.target for term in cfg.loss}
+    if "teacher" in targets:
+        return np.zeros(len(rows), dtype=bool)
+    if "method" in targets and ranked is not None and "method" in rows.columns:
+        return ~np.array([pd.notna(m) and str(m) in ranked for m in rows["method"]], dtype=bool)
+    return np.ones(len(rows), dtype=bool)
+
+
+def _validation_rows(
+    frame: pd.DataFrame, cfg: TrainConfig, env: DistInfo, ranked: dict[str, float] | None
+) -> pd.DataFrame:
+    """Validation rows with a MOS (data.val, or the val_split rows of data.train), screened as training
+    rows are; rows that may lack a MOS (see :func:`_mos_needed`) and do are left out with a note."""
     d = cfg.data
     if d.val:
-        rows = _rows(read_manifest(d.val), d.val_split)
+        rows, source = _rows(read_manifest(d.val), d.val_split), d.val
     elif "split" in frame.columns:
-        rows = frame[frame["split"].astype(str) == d.val_split]
+        rows, source = frame[frame["split"].astype(str) == d.val_split], d.train
     else:
-        rows = frame.iloc[:0]
-    if "mos" not in rows.columns:
-        return rows.iloc[:0]
-    return rows[np.isfinite(rows["mos"].to_numpy(dtype=np.float64))].reset_index(drop=True)
+        return frame.iloc[:0]
+    rows = _screen(rows, source, cfg, env, _mos_needed(rows, cfg, ranked))
+    mos = rows["mos"].to_numpy(dtype=np.float64) if "mos" in rows.columns else np.full(len(rows), np.nan)
+    scored = np.isfinite(mos)
+    if not scored.all() and env.is_main:
+        _log.info("%d validation rows of %s have no MOS (their target is not a MOS): not evaluated",
+                  int((~scored).sum()), source)  # fmt: skip
+    return rows[scored].reset_index(drop=True)
 
 
 def _descriptors(
@@ -405,7 +442,9 @@ def prepare_data(
     if not d.train:
         raise InputError("data.train: no training manifest given (set data.train=PATH)")
     frame = read_manifest(d.train)
+    ranked = read_method_scores(d.method_scores) if d.method_scores else None
     train_rows = _rows(frame, d.train_split)
+    train_rows = _screen(train_rows, d.train, cfg, env, _mos_needed(train_rows, cfg, ranked))
     if cfg.distill.unlabelled:
         train_rows = pd.concat(
             [train_rows, _pseudo_labels(cfg, env, out, teacher, resume)], ignore_index=True
@@ -414,11 +453,11 @@ def prepare_data(
     if train_rows.empty:
         raise InputError(f"{d.train}: no training rows (split {d.train_split!r})")
     groups = scores = None
-    if d.method_scores:
-        groups, scores, _ = method_groups(train_rows, read_method_scores(d.method_scores))
+    if ranked is not None:
+        groups, scores, _ = method_groups(train_rows, ranked)
     if d.group_by == "method" and groups is None:
         raise InputError("data.group_by: method needs data.method_scores (the methods' global ranking)")
-    val_rows = _validation_rows(frame, cfg)
+    val_rows = _validation_rows(frame, cfg, env, ranked)
     common = {"crop_size": d.crop_size, "resize_short": d.resize_short}
     views = None if d.descriptor_views == ["full"] else d.descriptor_views
     train_set = ManifestDataset(

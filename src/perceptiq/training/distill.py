@@ -1,4 +1,5 @@
-"""Teacher -> student distillation and self-training on pseudo-labels (seed 004, VQualA 2025 FIQA).
+"""Teacher -> student distillation and self-training on pseudo-labels (Ma et al., VQualA 2025 FIQA report,
+VQualA 2025 FIQA).
 
 The ECNU-SJTU winner trains a teacher on the labelled faces, scores about 200k unlabelled faces with
 it (pseudo-labels), retrains the teacher on labelled + pseudo-labelled images (self-training, without

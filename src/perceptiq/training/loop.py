@@ -29,7 +29,6 @@ import contextlib
 import csv
 import dataclasses
 import fnmatch
-import importlib
 import json
 import logging
 import math
@@ -50,7 +49,14 @@ from perceptiq.errors import InputError
 from perceptiq.evaluation.protocols import EvaluationResult, Protocol, ScoreData, create_protocol
 from perceptiq.models import QualityModel, create_model, save_model
 from perceptiq.training import checkpoint as ckpt
-from perceptiq.training.config import ModelSection, OptimSection, TrainConfig, config_to_dict, dump_config
+from perceptiq.training.config import (
+    ModelSection,
+    OptimSection,
+    TrainConfig,
+    config_to_dict,
+    dump_config,
+    import_model_modules,
+)
 from perceptiq.training.data import ManifestDataset, TrainData, make_loader, prepare_data
 from perceptiq.training.distill import load_teacher, teacher_scores
 from perceptiq.training.objective import Objective, build_objective
@@ -112,10 +118,13 @@ def lr_at(step: int, cfg: TrainConfig, *, total_steps: int, steps_per_epoch: int
     return base
 
 
-def build_model(section: ModelSection) -> QualityModel:
-    """The recipe's model: registered variant + option overrides (+ initial weights), ``freeze`` applied."""
-    for module in section.imports:
-        importlib.import_module(module)
+def build_model(section: ModelSection, *, allow_imports: bool = False) -> QualityModel:
+    """The recipe's model: registered variant + option overrides (+ initial weights), ``freeze`` applied.
+
+    ``model.imports`` are imported only with ``allow_imports`` (:func:`~perceptiq.training.config.
+    import_model_modules`).
+    """
+    import_model_modules(section.imports, allowed=allow_imports)
     options = dict(section.options)
     if isinstance(options.get("input_policy"), dict):
         from perceptiq.functional.patches import InputPolicy
@@ -263,22 +272,30 @@ class _Run:
         return torch.autocast(self.env.device.type, dtype=self.amp_dtype, enabled=self.cfg.amp)
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = None) -> TrainResult:
+def train(
+    cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = None, allow_imports: bool = False
+) -> TrainResult:
     """Train as the recipe says; with ``resume`` continue from the newest checkpoint of the output folder.
+
+    ``allow_imports`` lets the recipe import the modules of ``model.imports`` (it runs their code); without
+    it such a recipe is refused before anything is written.
 
     ``stop_after`` ends the run right after that optimiser step without writing anything more, as a
     kill would (for tests, and for time-limited jobs that are resumed later).
     """
+    import_model_modules(cfg.model.imports, allowed=allow_imports)
     env = setup_distributed(cfg.device)
     try:
-        return _train(cfg, env, resume, stop_after)
+        return _train(cfg, env, resume, stop_after, allow_imports)
     finally:
         if env.initialised:
             dist.destroy_process_group()
 
 
-def _train(cfg: TrainConfig, env: DistInfo, resume: bool, stop_after: int | None) -> TrainResult:
-    run = _setup(cfg, env, resume)
+def _train(
+    cfg: TrainConfig, env: DistInfo, resume: bool, stop_after: int | None, allow_imports: bool
+) -> TrainResult:
+    run = _setup(cfg, env, resume, allow_imports)
     state, accum = run.state, cfg.optim.accumulation_steps
     interrupted, last_loss, t0 = False, None, time.perf_counter()
     while state.epoch < cfg.epochs and state.step < run.total_steps and not interrupted:
@@ -305,7 +322,7 @@ def _train(cfg: TrainConfig, env: DistInfo, resume: bool, stop_after: int | None
                        state.best_epoch, run.evaluations)  # fmt: skip
 
 
-def _setup(cfg: TrainConfig, env: DistInfo, resume: bool) -> _Run:
+def _setup(cfg: TrainConfig, env: DistInfo, resume: bool, allow_imports: bool) -> _Run:
     """Model, teacher, data, objective, optimiser, averages, logs; the checkpoint restored when resuming."""
     out = output_dir(cfg)
     found = ckpt.load_latest_checkpoint(out / "checkpoints") if resume else None
@@ -322,7 +339,7 @@ def _setup(cfg: TrainConfig, env: DistInfo, resume: bool) -> _Run:
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True)
 
-    model = build_model(cfg.model).to(env.device)
+    model = build_model(cfg.model, allow_imports=allow_imports).to(env.device)
     teacher = load_teacher(cfg.distill.teacher, env.device) if cfg.distill.teacher else None
     data = prepare_data(cfg, env, out, teacher, found is not None, model)
     if data.train_set.descriptors is not None and hasattr(model, "fit_standardisation"):

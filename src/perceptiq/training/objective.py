@@ -4,9 +4,10 @@ Each :class:`~perceptiq.training.config.LossTerm` names a loss of :data:`LOSSES`
 predictions are compared with (``target``):
 
 * ``"mos"``: the images' MOS (rows without a MOS are left out of that term);
-* ``"teacher"``: the teacher model's scores of the same crops (distillation, seed 004);
+* ``"teacher"``: the teacher model's scores of the same crops (distillation, Ma et al., VQualA 2025 FIQA
+  report);
 * ``"method"``: the global ranking scores of the images' methods, for the group-mean fidelity loss of
-  seed 002 (eqs. 3-5; rows without a ranked method are left out).
+  Chen et al., Learning from Model Rankings, 2025 (eqs. 3-5; rows without a ranked method are left out).
 
 A term whose rows are all left out contributes 0 with a zero gradient. Losses are computed in float32
 (also under autocast). Under DDP every process computes the batch-level losses (PLCC, fidelity over

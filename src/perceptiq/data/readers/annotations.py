@@ -1,4 +1,5 @@
-"""Distortion-region annotations of EvalMuse-Structure turned into heatmaps (PROTOCOLS.md 3.2).
+"""Distortion-region annotations of EvalMuse-Structure turned into heatmaps (EvalMuse-Structure
+data_process.py).
 
 ``bbox_info`` is a list over annotators (3 in the release); each annotator gives a list of regions and
 an empty list means "no distortion seen". A region is ``{"bbox_type": 1 | 2, "bbox": points}``:

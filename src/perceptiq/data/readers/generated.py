@@ -133,7 +133,8 @@ def read_evalmuse40k(
     parts: Sequence[str] = ("train",),
     check_files: bool = True,
 ) -> pd.DataFrame:
-    """EvalMuse-40K (Han et al., 2024; NTIRE 2025 T2I alignment track, PROTOCOLS.md 2): alignment scores 1-5.
+    """EvalMuse-40K (Han et al., 2024; NTIRE 2025 T2I alignment track, EvalMuse eval.py): alignment scores
+    1-5.
 
     Published layout::
 
@@ -196,7 +197,8 @@ def read_evalmuse_structure(
     mask_dir: str | Path | None = None,
     check_files: bool = True,
 ) -> pd.DataFrame:
-    """EvalMuse-Structure (NTIRE 2025 T2I structure track, PROTOCOLS.md 3): structure MOS 1-5 and
+    """EvalMuse-Structure (NTIRE 2025 T2I structure track, EvalMuse-Structure evaluate.py): structure MOS 1-5
+    and
     annotated distortion regions.
 
     Published layout (as the organisers' ``data_process.py`` reads it)::
@@ -249,7 +251,8 @@ def parse_isrgen_line(line: str) -> tuple[str, float, str]:
     """(SR image name, MOS, LR reference name) of one ISRGen-QA split-file line.
 
     train.txt/val.txt lines are ``name#MOS#LR_ref`` but test.txt lines are ``name#LR_ref#MOS``
-    (PROTOCOLS.md 1), so the two last fields are told apart by type: the MOS is the one that parses
+    (Lighting-YXLI/ISRGen-QA README and split files), so the two last fields are told apart by type: the MOS
+    is the one that parses
     as a number.
     """
     fields = [f.strip() for f in line.strip().split("#")]
@@ -282,7 +285,8 @@ def read_isrgen_qa(
     hr_dir: str = "HR",
     check_files: bool = True,
 ) -> pd.DataFrame:
-    """ISRGen-QA (VQualA 2025 ISRGC-Q challenge, PROTOCOLS.md 1): 720 SR images, MOS 1-5 from 21 raters.
+    """ISRGen-QA (VQualA 2025 ISRGC-Q challenge, Lighting-YXLI/ISRGen-QA README and split files): 720 SR
+    images, MOS 1-5 from 21 raters.
 
     Published layout (repository Lighting-YXLI/ISRGen-QA: split files, README; images in the archive)::
 

@@ -206,7 +206,8 @@ def read_face_challenge(
     split: str | None = None,
     check_files: bool = True,
 ) -> pd.DataFrame:
-    """VQualA 2025 face image quality challenge (PROTOCOLS.md 6): face photos with pseudo-MOS, higher
+    """VQualA 2025 face image quality challenge (MobileNetV2 baseline count): face photos with pseudo-MOS,
+    higher
     = better.
 
     The organisers' archive layout is not documented anywhere we could read, so this reader assumes the

@@ -1,4 +1,5 @@
-"""Group-standardised advantages of GRPO (003 eq. 4; PROTOCOLS 5.4)."""
+"""Group-standardised advantages of GRPO (Wu et al., VisualQuality-R1, 2025, eq. 4; VisualQuality-R1
+grpo_trainer.py)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Parse ``<think>...</think><answer>...</answer>`` completions into a quality score (VisualQuality-R1).
 
-Reference behaviour (PROTOCOLS 5.2, training code): take the **last** ``<answer>(.*?)</answer>``
+Reference behaviour (VisualQuality-R1 grpo_jsonl.py, training code): take the **last**
+``<answer>(.*?)</answer>``
 block (DOTALL, case-sensitive tags), stripped; without any block, the whole text, stripped. The score
 is the first match of ``-?\\d+(\\.\\d+)?`` as a float ("3." -> 3, ".5" -> 5, "4/5" -> 4), not clamped.
 The README inference snippet uses ``\\d+(\\.\\d+)?`` instead (the minus sign is dropped: "-1.5" -> 1.5).
@@ -136,7 +137,8 @@ def parse_answer(
 
 
 def format_reward(text: str) -> float:
-    """1.0 iff the text is ``<think>...</think>``, whitespace, ``<answer>...</answer>`` (PROTOCOLS 5.3).
+    """1.0 iff the text is ``<think>...</think>``, whitespace, ``<answer>...</answer>`` (VisualQuality-R1
+    grpo_jsonl.py).
 
     ``re.fullmatch`` with DOTALL and lazy blocks, as the reference: leading/trailing whitespace or text
     between the blocks gives 0; empty blocks give 1.

@@ -1,4 +1,5 @@
-"""Reinforcement-learning-to-rank rewards of VisualQuality-R1 (003; code conventions in PROTOCOLS 5.3).
+"""Reinforcement-learning-to-rank rewards of VisualQuality-R1 (Wu et al., VisualQuality-R1, 2025; code
+conventions in VisualQuality-R1 grpo_jsonl.py).
 
 A batch holds B images, each with K sampled scores ``q_i^k`` (a (B, K) tensor, NaN = no score). For
 image i, ``mu_i`` and ``sigma_i^2`` are the mean and unbiased (ddof = 1) variance of its valid scores.
@@ -109,7 +110,8 @@ def comparative_probabilities(
     method: Method = "mean",
     variance: float | None = None,
 ) -> Tensor:
-    """Comparative probabilities ``p[i, k, j] = p_k(x_i, x_j)``, shape (B, K, B) (003 eqs. 1 and 7).
+    """Comparative probabilities ``p[i, k, j] = p_k(x_i, x_j)``, shape (B, K, B) (Wu et al.,
+    VisualQuality-R1, 2025, eqs. 1 and 7).
 
     ``p[i, :, i]`` is NaN (no self-comparison); NaN also where score ``q_i^k`` is missing or image j
     has no valid score. See the module docstring for ``method`` and ``variance``.
@@ -141,7 +143,8 @@ def fidelity_reward(
     variance: float | None = None,
     eps: float = 1e-6,
 ) -> Tensor:
-    """Continuous fidelity reward of every sampled score, shape (B, K) (003 eq. 3).
+    """Continuous fidelity reward of every sampled score, shape (B, K) (Wu et al., VisualQuality-R1, 2025,
+    eq. 3).
 
     Mean over the other images j of ``sqrt(p g + eps) + sqrt((1 - p)(1 - g) + eps)``; NaN for missing
     scores and for a batch of one image.
@@ -282,7 +285,8 @@ class BinaryReward(_RankingReward):
 
 
 class FormatReward:
-    """Format reward (PROTOCOLS 5.3) with TRL's reward signature: 1.0 per well-formed completion, else 0."""
+    """Format reward (VisualQuality-R1 grpo_jsonl.py) with TRL's reward signature: 1.0 per well-formed
+    completion, else 0."""
 
     __name__ = "format_reward"
 
