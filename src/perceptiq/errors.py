@@ -14,6 +14,7 @@ __all__ = [
     "UndefinedStatisticError",
     "FitError",
     "RegistryError",
+    "OptionError",
     "PerceptiqWarning",
     "FitWarning",
 ]
@@ -49,6 +50,13 @@ class RegistryError(PerceptiqError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it a plain line
         return str(self.args[0]) if self.args else ""
+
+
+class OptionError(InputError, TypeError):
+    """A keyword option that the named metric, model or protocol does not accept.
+
+    Also a :class:`TypeError`, as Python raises for an unexpected keyword argument.
+    """
 
 
 class PerceptiqWarning(UserWarning):

@@ -490,16 +490,36 @@ def metric_scorer(
     )
 
 
-def model_scorer(name: str | None, *, weights: str | Path | None = None, device: str = "cpu") -> Scorer:
-    """A :class:`Scorer` over a learned model: a registered variant (with optional weights) or a saved one."""
+def model_scorer(
+    name: str | None,
+    *,
+    weights: str | Path | None = None,
+    device: str = "cpu",
+    allow_random_weights: bool = False,
+    **config: object,
+) -> Scorer:
+    """A :class:`Scorer` over a learned model: a registered variant (with optional weights) or a saved one.
+
+    ``config`` overrides fields of the variant's config. A model without trained weights is refused
+    unless ``allow_random_weights`` (:func:`perceptiq.models._base.require_trained_weights`).
+    """
     from perceptiq.models import create_model, load_model
+    from perceptiq.models._base import require_trained_weights
 
     if name is None and weights is None:
         raise InputError("name a model or give its weights directory")
-    model = create_model(name, weights=weights) if name is not None else load_model(weights)
-    model = model.to(check_device(device)).eval()
+    if name is None and config:
+        raise InputError("model options need --model NAME (a saved model's options are in its config.json)")
+    model = create_model(name, weights=weights, **config) if name is not None else load_model(weights)
     label = name or Path(str(weights)).name
-    settings = {"model": name, "weights": None if weights is None else _weights_id(weights)}
+    require_trained_weights(model, label, allow_random_weights=allow_random_weights)
+    model = model.to(check_device(device)).eval()
+    settings = {
+        "model": name,
+        "weights": None if weights is None else _weights_id(weights),
+        "options": config,
+        "allow_random_weights": allow_random_weights,
+    }
     return Scorer(
         name=label, fn=model.score, needs_reference=model.needs_reference, device=device, settings=settings
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from perceptiq.cli import budget as _budget  # noqa: F401  (registers budget)
 from perceptiq.cli import evaluate as _evaluate  # noqa: F401  (registers evaluate/compare/protocols)
 from perceptiq.cli import mad as _mad  # noqa: F401  (registers mad)
+from perceptiq.cli import models as _models  # noqa: F401  (registers models)
 from perceptiq.cli import rank as _rank  # noqa: F401  (registers rank)
 from perceptiq.cli import score as _score  # noqa: F401  (registers score/metrics/samples)
 from perceptiq.cli import train as _train  # noqa: F401  (registers train)

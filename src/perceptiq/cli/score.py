@@ -10,9 +10,11 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from perceptiq._registry import REQUIRED
 from perceptiq.cli._app import app
 from perceptiq.cli._common import console, err_console, fmt, handle_errors, parse_options, print_json
 from perceptiq.errors import InputError
+from perceptiq.functional._color import COLOR_SPACES
 from perceptiq.functional.patches import InputPolicy
 from perceptiq.io.images import DEFAULT_MAX_BYTES, LoadedImage, scan_images
 from perceptiq.models._base import DEFAULT_MODEL
@@ -42,11 +44,15 @@ def score_command(
         str | None, typer.Option("--metric", "-m", help="Metric name; `perceptiq metrics` lists them.")
     ] = None,
     model: Annotated[
-        str | None, typer.Option(help="Learned model name (see perceptiq.list_models()).")
+        str | None, typer.Option(help="Learned model name; `perceptiq models` lists them.")
     ] = None,
     weights: Annotated[
         str | None, typer.Option(help="Model weights: directory, .safetensors file or hub id.")
     ] = None,
+    allow_random_weights: Annotated[
+        bool,
+        typer.Option(help="Score with a model that has no trained weights (random; differs every run)."),
+    ] = False,
     ref: Annotated[
         Path | None,
         typer.Option(
@@ -77,7 +83,11 @@ def score_command(
     seed: Annotated[int, typer.Option(help="Seed of random patches.")] = 0,
     option: Annotated[
         list[str] | None,
-        typer.Option("--option", help="Metric option KEY=VALUE (repeatable), e.g. color_space=y."),
+        typer.Option(
+            "--option",
+            help="Metric or model option KEY=VALUE (repeatable), e.g. color=y; "
+            "`perceptiq metrics` lists each metric's options.",
+        ),
     ] = None,
     max_pixels: Annotated[
         int | None, typer.Option(help="Refuse images with more pixels (bomb guard).")
@@ -98,10 +108,15 @@ def score_command(
 
     Exit code 0 when every image was scored, 1 when any failed (see the error column).
 
+    A model without trained weights (none ship with perceptiq, see `perceptiq models`, and no
+    --weights) is refused unless --allow-random-weights is given.
+
     Example: perceptiq score samples/distorted --ref samples/manifest.csv --metric ssim --out scores.csv
+
+    Example: perceptiq score sr/ --ref hr/ --metric psnr --option color=y --option crop_border=4
     """
-    if metric is not None and (model is not None or weights is not None):
-        raise InputError("name either --metric or --model/--weights, not both")
+    if metric is not None and (model is not None or weights is not None or allow_random_weights):
+        raise InputError("name either --metric or --model/--weights/--allow-random-weights, not both")
     files, unsupported = scan_images(paths)
     if not files:
         raise InputError(f"no image files found in {', '.join(map(str, paths))}")
@@ -112,7 +127,13 @@ def score_command(
     else:
         if model is None and weights is None:
             model = DEFAULT_MODEL  # no metric or model named: perceptiq's default NR model
-        scorer = model_scorer(model, weights=weights, device=device)
+        scorer = model_scorer(
+            model,
+            weights=weights,
+            device=device,
+            allow_random_weights=allow_random_weights,
+            **parse_options(option),
+        )
     references = None
     if ref is not None and not scorer.needs_reference:
         err_console.print(f"[yellow]warning:[/] --ref ignored: {scorer.name} is a no-reference scorer")
@@ -167,14 +188,32 @@ def score_command(
         raise typer.Exit(1)
 
 
-@app.command("metrics")
+_METRICS_HELP = (
+    "List the registered metrics: kind, direction, range and options (KEY=DEFAULT).\n\n"
+    "Set options with `perceptiq score --metric NAME --option KEY=VALUE`; an option a metric does not "
+    "take is refused with the list of those it takes. The colour option `color` has one vocabulary "
+    "for every metric:\n\n"
+    + "\n\n".join(f"{name}: {meaning}" for name, meaning in COLOR_SPACES.items())
+    + "\n\nFull-reference metrics take all three; NIQE and BRISQUE work on one grey channel and take "
+    "gray (default, as the published values) or y."
+)
+
+
+def _option_text(value: object) -> object:
+    """An option default as JSON can hold it."""
+    if value is REQUIRED:
+        return "required"
+    return value if isinstance(value, bool | int | float | str | tuple | list | None) else repr(value)
+
+
+@app.command("metrics", help=_METRICS_HELP)
 def metrics_command(json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """List the registered metrics: kind, direction and range."""
     from perceptiq.metrics import METRICS
 
     rows = []
     for name in METRICS.names():
         cls = METRICS.get(name)
+        options, open_ended = METRICS.options(name)
         rows.append(
             {
                 "name": name,
@@ -182,6 +221,9 @@ def metrics_command(json_output: Annotated[bool, typer.Option("--json", help="Pr
                 "lower_is_better": cls.lower_is_better,
                 "score_range": cls.score_range,
                 "differentiable": cls.is_differentiable,
+                "options": {key: _option_text(value) for key, value in options.items()},
+                "more_options": open_ended,
+                "colors": list(cls.colors),
                 "summary": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",
             }
         )
@@ -189,12 +231,27 @@ def metrics_command(json_output: Annotated[bool, typer.Option("--json", help="Pr
         print_json(rows)
         return
     table = Table(title="metrics")
-    for col in ("name", "kind", "better", "range", "summary"):
+    for col in ("name", "kind", "better", "range", "options (defaults)", "summary"):
         table.add_column(col)
     for row in rows:
         better = "lower" if row["lower_is_better"] else "higher"
-        table.add_row(row["name"], row["kind"], better, str(row["score_range"] or "-"), row["summary"])
+        options = [f"{key}={value}" for key, value in row["options"].items()]
+        options += ["(and the model's options)"] if row["more_options"] else []
+        table.add_row(
+            row["name"],
+            row["kind"],
+            better,
+            str(row["score_range"] or "-"),
+            ", ".join(options),
+            row["summary"],
+        )
     console.print(table)
+    colors = Table(title="color option")
+    for col in ("color", "meaning", "metrics"):
+        colors.add_column(col)
+    for name, meaning in COLOR_SPACES.items():
+        colors.add_row(name, meaning, ", ".join(row["name"] for row in rows if name in row["colors"]))
+    console.print(colors)
 
 
 @app.command("samples")

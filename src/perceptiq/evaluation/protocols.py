@@ -21,7 +21,6 @@ Create with :func:`create_protocol` (options as keywords, e.g. ``plcc_mapping="p
 from __future__ import annotations
 
 import abc
-import dataclasses
 import os
 import warnings
 from collections.abc import Callable
@@ -636,14 +635,7 @@ def create_protocol(name: str, **options: object) -> Protocol:
         ...     ScoreData(np.arange(4), [1.0, 2.0, 3.0, 4.0], [1.0, 3.0, 2.0, 4.0])).score
         0.8
     """
-    factory = PROTOCOLS.get(name)
-    known = [f.name for f in dataclasses.fields(factory)]
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise InputError(
-            f"protocol {name!r} has no option {', '.join(unknown)}; its options: {', '.join(known) or 'none'}"
-        )
-    return factory(**options)
+    return PROTOCOLS.create(name, **options)
 
 
 def list_protocols() -> list[str]:

@@ -12,6 +12,9 @@ tensors on the same device and dtype. Conventions:
   PSNR/SSIM "on Y" in SR papers use this Y with the peak value still 255 (``data_range = 1`` here).
 - ``rgb_to_yiq``: NTSC YIQ with the coefficients of the FSIM authors' MATLAB code
   (Y = 0.299 R + 0.587 G + 0.114 B; I = 0.596 R - 0.274 G - 0.322 B; Q = 0.211 R - 0.523 G + 0.312 B).
+- the ``color`` option of every metric takes the names of :data:`COLOR_SPACES`: ``"rgb"`` (the three
+  channels), ``"y"`` (``rgb_to_y``) and ``"gray"`` (``rgb_to_gray``); metrics that work on one grey
+  channel (NIQE, BRISQUE) take ``"gray"`` and ``"y"`` (:data:`GREY_COLOR_SPACES`).
 - ``quantize_8bit``: rounding to the 256 levels of an 8-bit image (half away from zero, as MATLAB
   rounds when a conversion is applied to ``uint8`` images), with a straight-through gradient.
 """
@@ -27,6 +30,10 @@ from perceptiq.errors import InputError
 
 __all__ = [
     "ColorSpace",
+    "GreyColorSpace",
+    "COLOR_SPACES",
+    "GREY_COLOR_SPACES",
+    "check_color",
     "GRAY_WEIGHTS",
     "Y_WEIGHTS",
     "YIQ_MATRIX",
@@ -38,6 +45,16 @@ __all__ = [
 ]
 
 ColorSpace = Literal["rgb", "y", "gray"]
+GreyColorSpace = Literal["y", "gray"]
+
+COLOR_SPACES: dict[str, str] = {
+    "rgb": "the three RGB channels",
+    "y": "BT.601 luma of MATLAB rgb2ycbcr, the Y channel of super-resolution papers",
+    "gray": "MATLAB rgb2gray, 0.2989 R + 0.5870 G + 0.1140 B",
+}
+"""The one vocabulary of the ``color`` option of metrics, with what each name means."""
+GREY_COLOR_SPACES: tuple[str, ...] = ("gray", "y")
+"""The ``color`` values of metrics computed on one grey channel."""
 
 _NTSC_YIQ_TO_RGB = np.array([[1.0, 0.956, 0.621], [1.0, -0.272, -0.647], [1.0, -1.106, 1.703]])
 GRAY_WEIGHTS: tuple[float, float, float] = tuple(float(v) for v in np.linalg.inv(_NTSC_YIQ_TO_RGB)[0])
@@ -48,6 +65,22 @@ YIQ_MATRIX: tuple[tuple[float, float, float], ...] = (
     (0.596, -0.274, -0.322),
     (0.211, -0.523, 0.312),
 )
+
+
+def check_color(color: object, where: str, allowed: tuple[str, ...] = tuple(COLOR_SPACES)) -> str:
+    """``color`` if it is one of ``allowed`` (names of :data:`COLOR_SPACES`), else a one-line error.
+
+    Example:
+        >>> check_color("y", "psnr")
+        'y'
+    """
+    if color in allowed:
+        return str(color)
+    named = [f"{c!r} ({COLOR_SPACES[c]})" for c in allowed]
+    choices = ", ".join(named[:-1]) + f" or {named[-1]}" if len(named) > 1 else named[0]
+    if color in COLOR_SPACES:
+        raise InputError(f"{where} works on one grey channel and takes no color={color!r}; use {choices}")
+    raise InputError(f"{where}: unknown color {color!r}; the colour spaces are {choices}")
 
 
 def _check_rgb(x: torch.Tensor) -> None:
@@ -107,8 +140,7 @@ def to_color_space(x: torch.Tensor, color: ColorSpace, *, quantize: bool = False
     passes unchanged for every choice. With ``quantize=True`` the result is rounded to 8-bit levels,
     which reproduces MATLAB applying the conversion to ``uint8`` images.
     """
-    if color not in ("rgb", "y", "gray"):
-        raise InputError(f"unknown colour space {color!r}; use 'rgb', 'y' or 'gray'")
+    check_color(color, "to_color_space")
     if color != "rgb" and x.shape[1] == 3:
         x = rgb_to_y(x) if color == "y" else rgb_to_gray(x)
     elif color != "rgb" and x.shape[1] != 1:

@@ -29,6 +29,8 @@ class Metric(torch.nn.Module, metaclass=abc.ABCMeta):
         lower_is_better: True for distances (e.g. GMSD, NIQE), False for similarities (PSNR, SSIM).
         score_range: theoretical range of the score, or None when unbounded.
         is_differentiable: whether gradients flow to the input (usable as a loss).
+        colors: values of the metric's ``color`` option, names of
+            :data:`perceptiq.functional._color.COLOR_SPACES` (empty when it has no such option).
     """
 
     name: ClassVar[str] = ""
@@ -36,6 +38,7 @@ class Metric(torch.nn.Module, metaclass=abc.ABCMeta):
     lower_is_better: ClassVar[bool] = False
     score_range: ClassVar[tuple[float, float] | None] = None
     is_differentiable: ClassVar[bool] = False
+    colors: ClassVar[tuple[str, ...]] = ()
 
     @property
     def needs_reference(self) -> bool:
@@ -87,6 +90,9 @@ def register_metric(cls: type[Metric]) -> type[Metric]:
 
 def create_metric(name: str, **options: object) -> Metric:
     """Create the metric registered as ``name`` with keyword ``options``.
+
+    An option the metric does not take raises :class:`~perceptiq.errors.OptionError`, which names it
+    and lists the accepted ones (``METRICS.options(name)``; ``perceptiq metrics`` shows them).
 
     Example:
         >>> import perceptiq

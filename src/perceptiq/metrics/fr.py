@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Literal
 import torch
 
 from perceptiq.errors import InputError
-from perceptiq.functional._color import ColorSpace
+from perceptiq.functional._color import COLOR_SPACES, ColorSpace, check_color
 from perceptiq.functional.fr.fsim import fsim
 from perceptiq.functional.fr.gmsd import gmsd
 from perceptiq.functional.fr.ms_ssim import MS_SSIM_WEIGHTS, ms_ssim
@@ -35,8 +35,7 @@ __all__ = ["PSNR", "SSIM", "MSSSIM", "GMSD", "VIFp", "FSIM"]
 
 
 def _common_options(color: str, crop_border: int, data_range: float, metric: str) -> dict[str, Any]:
-    if color not in ("rgb", "y", "gray"):
-        raise InputError(f"{metric}: unknown colour space {color!r}; use 'rgb', 'y' or 'gray'")
+    check_color(color, metric)
     if not isinstance(crop_border, int) or crop_border < 0:
         raise InputError(f"{metric}: crop_border must be a non-negative integer, got {crop_border!r}")
     if not data_range > 0:
@@ -49,6 +48,7 @@ class _FullReference(Metric):
 
     kind: ClassVar[Literal["FR", "NR"]] = "FR"
     is_differentiable: ClassVar[bool] = True
+    colors: ClassVar[tuple[str, ...]] = tuple(COLOR_SPACES)
     function: ClassVar[Callable[..., torch.Tensor]]
 
     def __init__(self, **options: Any) -> None:
@@ -231,6 +231,7 @@ class FSIM(_FullReference):
     name: ClassVar[str] = "fsim"
     lower_is_better: ClassVar[bool] = False
     score_range: ClassVar[tuple[float, float] | None] = (0.0, 1.0)
+    colors: ClassVar[tuple[str, ...]] = ()  # FSIMc uses YIQ, FSIM its Y: no color option
 
     def __init__(self, *, chromatic: bool = True, crop_border: int = 0, data_range: float = 1.0) -> None:
         opts = _common_options("rgb", crop_border, data_range, self.name)

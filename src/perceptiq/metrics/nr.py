@@ -1,9 +1,11 @@
 """Classical no-reference metrics with the published parameters: NIQE and BRISQUE.
 
-Both are lower-is-better and unbounded, work on a grey version of the image (MATLAB ``rgb2gray``
-of 8-bit values by default, as the authors' scripts read 8-bit files) and score every image of a
-batch at once, on the device of the input. The parameters ship in ``perceptiq/metrics/params``
-(see ``PROVENANCE.md`` there): the authors' NIQE pristine model and the authors' LIVE BRISQUE SVR.
+Both are lower-is-better and unbounded, work on a grey version of the image (``color="gray"``,
+MATLAB ``rgb2gray`` of 8-bit values, by default, as the authors' scripts read 8-bit files; or
+``color="y"``, the BT.601 luma of the FR metrics' ``color="y"``; ``"rgb"`` is refused) and score
+every image of a batch at once, on the device of the input. The parameters ship in
+``perceptiq/metrics/params`` (see ``PROVENANCE.md`` there): the authors' NIQE pristine model and the
+authors' LIVE BRISQUE SVR.
 
 These reproduce the authors' releases, not the MATLAB Image Processing Toolbox functions
 ``niqe()``/``brisque()``: the toolbox uses its own default models, not the releases' files, so
@@ -22,14 +24,13 @@ import numpy as np
 import torch
 
 from perceptiq.errors import InputError
+from perceptiq.functional._color import GREY_COLOR_SPACES, check_color
 from perceptiq.functional.nr.brisque import brisque
 from perceptiq.functional.nr.niqe import niqe
 from perceptiq.functional.nr.nss import GreyMode, to_grey255
 from perceptiq.metrics.base import Metric, register_metric
 
 __all__ = ["NIQE", "BRISQUE", "load_params"]
-
-_GREY_MODES = ("rgb2gray", "ycbcr_y")
 
 
 @lru_cache(maxsize=4)
@@ -40,11 +41,6 @@ def load_params(name: str) -> dict[str, np.ndarray]:
     data = resources.files("perceptiq").joinpath("metrics", "params", f"{name}.npz").read_bytes()
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
         return {key: npz[key] for key in npz.files}
-
-
-def _check_options(name: str, color: str) -> None:
-    if color not in _GREY_MODES:
-        raise InputError(f"{name}: unknown color={color!r}; use one of {', '.join(_GREY_MODES)}")
 
 
 def _check_image(name: str, image: torch.Tensor) -> None:
@@ -64,8 +60,8 @@ class NIQE(Metric):
     """Natural Image Quality Evaluator (Mittal, Soundararajan and Bovik, IEEE SPL 2013); lower is better.
 
     Args:
-        color: grey conversion of RGB input, ``"rgb2gray"`` (MATLAB, default, as the published
-            values) or ``"ycbcr_y"`` (BT.601 luma, the convention of many super-resolution papers).
+        color: grey conversion of RGB input, ``"gray"`` (MATLAB ``rgb2gray``, default, as the
+            published values) or ``"y"`` (BT.601 luma, the convention of many super-resolution papers).
         quantize: round to 8-bit levels like the original scripts, which read 8-bit files.
         patch_size: side of the square patches (the published model was fitted with 96).
 
@@ -82,11 +78,11 @@ class NIQE(Metric):
     lower_is_better = True
     score_range = None
     is_differentiable = False
+    colors = GREY_COLOR_SPACES
 
-    def __init__(self, color: GreyMode = "rgb2gray", quantize: bool = True, patch_size: int = 96) -> None:
+    def __init__(self, color: GreyMode = "gray", quantize: bool = True, patch_size: int = 96) -> None:
         super().__init__()
-        _check_options(self.name, color)
-        self.color = color
+        self.color = check_color(color, self.name, self.colors)
         self.quantize = bool(quantize)
         self.patch_size = int(patch_size)
         params = load_params("niqe_pristine")
@@ -110,7 +106,8 @@ class BRISQUE(Metric):
     authors' SVR trained on the whole LIVE IQA database.
 
     Args:
-        color: grey conversion of RGB input, ``"rgb2gray"`` (MATLAB, default) or ``"ycbcr_y"``.
+        color: grey conversion of RGB input, ``"gray"`` (MATLAB ``rgb2gray``, default) or ``"y"``
+            (BT.601 luma).
         quantize: round to 8-bit levels like the original scripts.
         text_io: round features as the release's text files do (``%f``, then ``%g`` after
             scaling); moves scores by up to about 1e-3 and matches the published values closer.
@@ -127,11 +124,11 @@ class BRISQUE(Metric):
     lower_is_better = True
     score_range = None
     is_differentiable = False
+    colors = GREY_COLOR_SPACES
 
-    def __init__(self, color: GreyMode = "rgb2gray", quantize: bool = True, text_io: bool = True) -> None:
+    def __init__(self, color: GreyMode = "gray", quantize: bool = True, text_io: bool = True) -> None:
         super().__init__()
-        _check_options(self.name, color)
-        self.color = color
+        self.color = check_color(color, self.name, self.colors)
         self.quantize = bool(quantize)
         self.text_io = bool(text_io)
         params = load_params("brisque_live")

@@ -8,6 +8,10 @@ Weights live as ``model.safetensors`` beside ``config.json`` in a directory, loa
 or a Hugging Face hub id (``huggingface_hub.snapshot_download``). Nothing downloads implicitly:
 weights are read only when ``weights=`` is given, and an offline machine gets an error that names
 the files to fetch.
+
+:func:`create_model` without weights builds a fresh model (for training). Scoring refuses a model
+whose weights were never trained (:func:`require_trained_weights`), as its scores would come from
+random initial weights; a pretrained backbone under a random head is untrained as well.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from perceptiq._registry import Registry
+from perceptiq._registry import OptionSpec, Registry, option_error
 from perceptiq.errors import DataFileError, InputError, PerceptiqError
 from perceptiq.functional.patches import InputPolicy, apply_policy
 
@@ -44,12 +48,15 @@ __all__ = [
     "WEIGHTS_FILE",
     "DEFAULT_MODEL",
     "packaged_weights_dir",
+    "require_trained_weights",
+    "describe_models",
 ]
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 DEFAULT_MODEL = "perceptiq_nr"
 """The model ``perceptiq score`` uses when neither a metric nor a model is named."""
+_WEIGHTS_ROOT = Path(__file__).resolve().parent / "weights"
 
 
 class WeightsError(PerceptiqError):
@@ -79,9 +86,7 @@ class ModelConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise InputError(
-                f"{cls.__name__} has no field(s) {', '.join(unknown)}; fields: {', '.join(sorted(known))}"
-            )
+            raise option_error(cls.__name__, unknown, known)
         if isinstance(data.get("input_policy"), dict):
             policy = dict(data["input_policy"])
             for key in ("tile_size", "stride"):
@@ -98,10 +103,7 @@ class ModelConfig:
         known = {f.name for f in dataclasses.fields(self)}
         unknown = sorted(set(changes) - known)
         if unknown:
-            raise InputError(
-                f"{type(self).__name__} has no option(s) {', '.join(unknown)}; "
-                f"options: {', '.join(sorted(known))}"
-            )
+            raise option_error(type(self).__name__, unknown, known)
         return dataclasses.replace(self, **changes)
 
 
@@ -111,11 +113,16 @@ class QualityModel(torch.nn.Module, metaclass=abc.ABCMeta):
     ``forward(x)`` maps a preprocessed batch (B, 3, h, w) in [0, 1] to (B,) raw scores (used in
     training); :meth:`score` applies the model's :attr:`input_policy` to images of any size and returns
     one score per image, higher = better, in :attr:`score_range`.
+
+    :attr:`has_trained_weights` is False for a freshly built model and becomes True when
+    :func:`load_weights` fills it; a family whose construction loads complete pretrained weights
+    (e.g. a zero-shot image-text model) sets it itself.
     """
 
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
     score_range: ClassVar[tuple[float, float] | None] = None
     needs_reference: ClassVar[bool] = False
+    has_trained_weights: bool = False
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -147,8 +154,14 @@ class QualityModel(torch.nn.Module, metaclass=abc.ABCMeta):
             self.train(was_training)
 
 
+def _variant_options(factory: Callable[..., ModelConfig]) -> OptionSpec:
+    """Options of a model variant: ``weights`` and the fields of the config it returns, with its values."""
+    cfg = factory()
+    return {"weights": None, **{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}}, False
+
+
 FAMILIES: Registry[type[QualityModel]] = Registry("model family")
-MODELS: Registry[ModelConfig] = Registry("model")
+MODELS: Registry[ModelConfig] = Registry("model", options=_variant_options)
 
 
 def register_family(name: str) -> Callable[[type[QualityModel]], type[QualityModel]]:
@@ -162,16 +175,20 @@ def register_family(name: str) -> Callable[[type[QualityModel]], type[QualityMod
 
 
 def register_model(
-    name: str, *, packaged_weights: str | None = None
+    name: str, *, packaged_weights: str | None = None, licence: str | None = None
 ) -> Callable[[Callable[[], ModelConfig]], Callable[[], ModelConfig]]:
     """Decorator registering a function that returns the :class:`ModelConfig` of variant ``name``.
 
     ``packaged_weights`` names a folder under ``perceptiq/models/weights/`` shipped inside the package;
     :func:`create_model` then loads it when no other ``weights=`` are given (no download involved).
+    ``licence`` is the licence of those weights (stated in the folder's ``MODEL_CARD.md``).
     """
+    if packaged_weights is not None and licence is None:
+        raise InputError(f"model {name!r}: packaged weights need their licence")
 
     def decorator(factory: Callable[[], ModelConfig]) -> Callable[[], ModelConfig]:
         factory.packaged_weights = packaged_weights  # type: ignore[attr-defined]
+        factory.licence = licence  # type: ignore[attr-defined]
         return MODELS.register(name)(factory)
 
     return decorator
@@ -182,15 +199,50 @@ def packaged_weights_dir(name: str) -> Path | None:
     folder = getattr(MODELS.get(name), "packaged_weights", None)
     if folder is None:
         return None
-    path = Path(__file__).resolve().parent / "weights" / folder
+    path = _WEIGHTS_ROOT / folder
     if not (path / WEIGHTS_FILE).exists():
         raise WeightsError(f"{path}: the packaged weights of {name!r} are missing from this installation")
     return path
 
 
 def list_models() -> list[str]:
-    """Registered model variant names."""
+    """Registered model variant names (``perceptiq models`` shows them with their weights)."""
     return MODELS.names()
+
+
+def describe_models() -> list[dict[str, Any]]:
+    """One row per variant: name, family, whether trained weights ship with perceptiq, their licence."""
+    rows = []
+    for name in MODELS.names():
+        factory = MODELS.get(name)
+        folder = getattr(factory, "packaged_weights", None)
+        shipped = folder is not None and (_WEIGHTS_ROOT / folder / WEIGHTS_FILE).exists()
+        doc = (factory.__doc__ or "").strip()
+        rows.append(
+            {
+                "name": name,
+                "family": factory().family,
+                "shipped_weights": shipped,
+                "licence": getattr(factory, "licence", None) if shipped else None,
+                "summary": doc.splitlines()[0] if doc else "",
+            }
+        )
+    return rows
+
+
+def require_trained_weights(model: QualityModel, name: str, *, allow_random_weights: bool = False) -> None:
+    """Refuse to score with ``model`` unless its weights were trained (or random ones are allowed).
+
+    A variant without shipped weights, built without ``weights=``, has random initial weights (or a
+    pretrained backbone under a random head): its scores differ on every run and mean nothing.
+    """
+    if model.has_trained_weights or allow_random_weights:
+        return
+    raise WeightsError(
+        f"model {name!r} has no trained weights (none ship with perceptiq and none were given), so it "
+        "would score with random initial weights; give trained weights (--weights / weights=) or "
+        "pass --allow-random-weights (allow_random_weights=True) to score with them anyway"
+    )
 
 
 def _build(config: ModelConfig) -> QualityModel:
@@ -202,11 +254,15 @@ def create_model(name: str, weights: str | Path | None = None, **config: Any) ->
     """Build model ``name`` (a registered variant), with ``config`` overrides, optionally loading weights.
 
     Args:
-        name: registered variant (``list_models()``).
+        name: registered variant (``list_models()``, ``perceptiq models``).
         weights: a directory with ``config.json`` + ``model.safetensors``, a ``.safetensors`` file, or a
             hub id (``user/repo``). The directory's config overrides the variant's defaults.
         config: field overrides of the variant's config dataclass.
+
+    Without trained weights (none given, none shipped) the model is freshly initialised, as training
+    needs; scoring with it is refused (:func:`require_trained_weights`).
     """
+    MODELS.check_options(name, config)
     cfg = MODELS.create(name)
     if weights is None:
         weights = packaged_weights_dir(name)
@@ -298,6 +354,7 @@ def load_weights(model: QualityModel, weights: str | Path) -> None:
             parts.append(f"{len(unexpected)} unexpected key(s), e.g. {unexpected[:3]}")
         raise WeightsError(f"{file}: weights do not fit {type(model).__name__}: " + "; ".join(parts))
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+    model.has_trained_weights = True
 
 
 def save_model(model: QualityModel, directory: str | Path, *, dtype: torch.dtype | None = None) -> Path:

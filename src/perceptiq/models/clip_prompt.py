@@ -277,9 +277,11 @@ class ClipPromptModel(QualityModel):
     def __init__(self, config: ClipPromptConfig) -> None:
         _check_config(config)
         backbone, updates = build_image_text(config)
+        zero_shot = config.backbone_path is not None and config.n_context == 0  # nothing left random
         config = config.replace(**updates) if updates else config
         super().__init__(config)
         self.backbone = backbone
+        self.has_trained_weights = zero_shot
         backbone.logit_scale_parameter().requires_grad_(config.train_logit_scale)
         if config.liqe_patches and backbone.naflex:
             raise InputError("liqe_patches needs a fixed-size image tower; NaFlex takes the whole image")
@@ -436,8 +438,8 @@ NAFLEX_POLICY = InputPolicy(
 
 @register_model("clip_prompt_vit_b32")
 def clip_prompt_vit_b32() -> ClipPromptConfig:
-    """CLIP ViT-B/32, five quality prompts, LIQE test patches (the SR-IQA base model, SR-IQA-SMC25
-    rectifier.py and train.py)."""
+    """CLIP ViT-B/32, five quality prompts, LIQE test patches (the base model of SR-IQA's rectifier;
+    SR-IQA-SMC25 rectifier.py and train.py)."""
     return ClipPromptConfig(arch="clip", backbone_config=CLIP_VIT_B32, liqe_patches=True)
 
 

@@ -182,7 +182,7 @@ def nss_mlp() -> NSSMLPConfig:
     return NSSMLPConfig()
 
 
-@register_model("perceptiq_nr", packaged_weights="perceptiq_nr")
+@register_model("perceptiq_nr", packaged_weights="perceptiq_nr", licence="Apache-2.0")
 def perceptiq_nr() -> NSSMLPConfig:
     """perceptiq's default no-reference model, trained on the CLIVE development split (see its model card)."""
     return NSSMLPConfig()

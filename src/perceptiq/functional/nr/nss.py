@@ -17,7 +17,13 @@ import torch.nn.functional as F
 from scipy.special import gamma as gamma_fn
 
 from perceptiq.errors import InputError
-from perceptiq.functional._color import GRAY_WEIGHTS, Y_WEIGHTS
+from perceptiq.functional._color import (
+    GRAY_WEIGHTS,
+    GREY_COLOR_SPACES,
+    Y_WEIGHTS,
+    GreyColorSpace,
+    check_color,
+)
 from perceptiq.functional._resize import BandedMap
 
 __all__ = [
@@ -38,7 +44,8 @@ __all__ = [
 SHAPE_GRID = np.round(np.arange(0.2, 10.0005, 0.001), 3)
 """Shape parameters searched by the moment-matching fits (MATLAB ``0.2:0.001:10``, 9801 values)."""
 
-GreyMode = Literal["rgb2gray", "ycbcr_y"]
+GreyMode = GreyColorSpace
+"""Grey conversions ``"gray"`` (MATLAB ``rgb2gray``) and ``"y"`` (BT.601 luma): the metrics' ``color``."""
 
 
 FLAT_TOLERANCE = 1e-9
@@ -50,11 +57,11 @@ def box_half(x: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(x.unsqueeze(1), 2).squeeze(1)
 
 
-def to_grey255(image: torch.Tensor, mode: GreyMode = "rgb2gray", *, quantize: bool = True) -> torch.Tensor:
+def to_grey255(image: torch.Tensor, mode: GreyMode = "gray", *, quantize: bool = True) -> torch.Tensor:
     """Grey level in ``[0, 255]`` (float64, shape ``(B, H, W)``) of images ``(B, C, H, W)`` in ``[0, 1]``.
 
-    ``"rgb2gray"`` is MATLAB ``rgb2gray`` (0.2989 R + 0.5870 G + 0.1140 B, the weights of
-    :mod:`perceptiq.functional._color`); ``"ycbcr_y"`` is the BT.601 luma of MATLAB ``rgb2ycbcr``
+    ``"gray"`` is MATLAB ``rgb2gray`` (0.2989 R + 0.5870 G + 0.1140 B, the weights of
+    :mod:`perceptiq.functional._color`); ``"y"`` is the BT.601 luma of MATLAB ``rgb2ycbcr``
     (16 + (65.481 R + 128.553 G + 24.966 B) / 255 on 8-bit values, range [16, 235]), the convention
     of many super-resolution papers. One-channel inputs are only scaled. ``quantize`` emulates the
     8-bit images the original scripts read: channels are rounded to integers in ``[0, 255]`` first,
@@ -62,9 +69,8 @@ def to_grey255(image: torch.Tensor, mode: GreyMode = "rgb2gray", *, quantize: bo
     """
     if image.ndim != 4 or image.shape[1] not in (1, 3):
         raise InputError(f"expected images of shape (B, 1 or 3, H, W), got {tuple(image.shape)}")
-    if mode not in ("rgb2gray", "ycbcr_y"):
-        raise InputError(f"unknown grey conversion {mode!r}; use 'rgb2gray' or 'ycbcr_y'")
-    coef = (1.0,) if image.shape[1] == 1 else GRAY_WEIGHTS if mode == "rgb2gray" else Y_WEIGHTS
+    check_color(mode, "grey conversion", GREY_COLOR_SPACES)
+    coef = (1.0,) if image.shape[1] == 1 else GRAY_WEIGHTS if mode == "gray" else Y_WEIGHTS
     grey = torch.empty(image.shape[0], *image.shape[2:], dtype=torch.float64, device=image.device)
     channel = torch.empty_like(grey)
     for k, weight in enumerate(coef):
@@ -77,7 +83,7 @@ def to_grey255(image: torch.Tensor, mode: GreyMode = "rgb2gray", *, quantize: bo
             grey.add_(channel, alpha=weight)
     if image.shape[1] == 1:
         return grey
-    if mode == "ycbcr_y":
+    if mode == "y":
         grey.add_(16.0)
     return grey.add_(0.5).floor_() if quantize else grey
 
