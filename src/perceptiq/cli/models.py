@@ -27,8 +27,9 @@ def models_command(json_output: Annotated[bool, typer.Option("--json", help="Pri
         print_json(rows)
         return
     table = Table(title="learned models")
-    for col in ("name", "family", "weights", "licence", "summary"):
-        table.add_column(col)
+    for col in ("name", "family", "weights", "licence"):
+        table.add_column(col, no_wrap=True)  # names are what a user types: never cut them
+    table.add_column("summary", ratio=1)
     for row in rows:
         weights = "shipped" if row["shipped_weights"] else "none (--weights)"
         name = f"{row['name']} (default)" if row["default"] else row["name"]
