@@ -39,10 +39,18 @@ from perceptiq.evaluation.bootstrap import (
     expand,
     iter_resample_counts,
     percentile_interval,
+    weighted_kendall,
     weighted_pearson,
+    weighted_pearson_rows,
     weighted_spearman,
 )
-from perceptiq.evaluation.fitting import MAPPINGS, FittedMapping, Mapping, fit_mapping_or_fallback
+from perceptiq.evaluation.fitting import (
+    MAPPINGS,
+    FittedMapping,
+    Mapping,
+    fit_mapping_or_fallback,
+    mapped_predictions_batch,
+)
 from perceptiq.evaluation.stats import MaskAverage, TieRule
 
 __all__ = [
@@ -188,15 +196,18 @@ class EvaluationResult:
 
 
 Replicates = dict[str, np.ndarray]
+Starts = dict[str, FittedMapping | None]
 
 
 @dataclass(frozen=True)
 class Protocol(abc.ABC):
     """Base class: subclasses define :meth:`statistics` and :meth:`replicates`.
 
-    ``statistics(data)`` gives the point estimates; ``replicates(data, w)`` the same statistics on the
-    bootstrap resamples given by the rows of the count matrix ``w`` (R, n). The main score is the
-    protocol's weighted sum of statistics, applied to point estimates and replicates alike.
+    ``statistics(data)`` gives the point estimates; ``replicates(data, w, starts)`` the same statistics
+    on the bootstrap resamples given by the rows of the count matrix ``w`` (R, n), where ``starts``
+    holds the mappings fitted to all items (:meth:`start_fits`), from which the resamples' fits
+    start. The main score is the protocol's weighted sum of statistics, applied to point estimates
+    and replicates alike.
     """
 
     name: ClassVar[str] = ""
@@ -213,8 +224,22 @@ class Protocol(abc.ABC):
         """Point estimates of every statistic of the protocol (``main`` excluded)."""
 
     @abc.abstractmethod
-    def replicates(self, data: ScoreData, w: np.ndarray) -> Replicates:
+    def replicates(self, data: ScoreData, w: np.ndarray, starts: Starts | None = None) -> Replicates:
         """Each statistic on the resamples given by the rows of the count matrix ``w`` (R, n)."""
+
+    def fitted_mappings(self) -> tuple[str, ...]:
+        """The nonlinear mappings whose PLCC the protocol reports (each refitted on every resample)."""
+        return ()
+
+    def start_fits(self, data: ScoreData | PairData) -> Starts:
+        """Each of :meth:`fitted_mappings` fitted to all items: the warm starts of the resamples' fits."""
+        out: Starts = {}
+        for m in self.fitted_mappings():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FitWarning)
+                ok = np.ptp(data.pred) > 0 and np.ptp(data.mos) > 0
+                out[m] = fit_mapping_or_fallback(data.pred, data.mos, m) if ok else None
+        return out
 
     def options(self) -> dict[str, object]:
         return asdict(self)
@@ -272,11 +297,12 @@ class Protocol(abc.ABC):
         """
         workers = workers or min(os.cpu_count() or 1, 4)
         chunks = list(iter_resample_counts(data.n, n_resamples, seed, n_chunks=workers))
+        starts = self.start_fits(data)
 
         def run(w: np.ndarray) -> Replicates:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FitWarning)
-                reps = self.replicates(data, w)
+                reps = self.replicates(data, w, starts)
             main = self.main(reps)
             return {"main": np.asarray(main), **reps} if main is not None else reps
 
@@ -295,8 +321,13 @@ def _per_resample(fn: Callable[[np.ndarray], float], w: np.ndarray) -> np.ndarra
     return out
 
 
-def _fitted_plcc(x: np.ndarray, y: np.ndarray, mapping: Mapping) -> float:
-    return stats.plcc(x, y, mapping=mapping) if np.ptp(x) > 0 and np.ptp(y) > 0 else float("nan")
+def _fitted_plcc_replicates(
+    data: ScoreData, w: np.ndarray, mapping: Mapping, starts: Starts | None
+) -> np.ndarray:
+    """PLCC after ``mapping`` refitted to every resample (all resamples fitted at once)."""
+    start = (starts or {}).get(mapping)
+    fitted = mapped_predictions_batch(data.pred, data.mos, w, mapping, start)
+    return weighted_pearson_rows(fitted, data.mos, w)
 
 
 def _check_mapping(mapping: str) -> None:
@@ -339,14 +370,15 @@ class CorrelationProtocol(Protocol):
     def statistics(self, data):
         return self._point(data)[0]
 
-    def replicates(self, data, w):
+    def fitted_mappings(self):
+        return () if self.plcc_mapping == "none" else (self.plcc_mapping,)
+
+    def replicates(self, data, w, starts=None):
         reps = {"srcc": weighted_spearman(data.pred, data.mos, w)}
         if self.plcc_mapping == "none":
             reps["plcc"] = weighted_pearson(data.pred, data.mos, w)
         else:
-            reps["plcc"] = _per_resample(
-                lambda i: _fitted_plcc(data.pred[i], data.mos[i], self.plcc_mapping), w
-            )
+            reps["plcc"] = _fitted_plcc_replicates(data, w, self.plcc_mapping, starts)
         return reps
 
 
@@ -430,21 +462,17 @@ class Generic(Protocol):
     def statistics(self, data):
         return self._point(data)[0]
 
-    def replicates(self, data, w):
+    def fitted_mappings(self):
+        return tuple(self.mappings)
+
+    def replicates(self, data, w, starts=None):
         x, y = data.pred, data.mos
         reps = {"srcc": weighted_spearman(x, y, w), "plcc": weighted_pearson(x, y, w)}
-        reps["krcc"] = _per_resample(lambda i: _safe(stats.krcc, x[i], y[i]), w)
+        reps["krcc"] = weighted_kendall(x, y, w)
         reps["rmse"] = np.sqrt((w @ (x - y) ** 2) / w.sum(axis=1))
         for m in self.mappings:
-            reps[f"plcc_{m}"] = _per_resample(lambda i, m=m: _fitted_plcc(x[i], y[i], m), w)
+            reps[f"plcc_{m}"] = _fitted_plcc_replicates(data, w, m, starts)
         return reps
-
-
-def _safe(fn: Callable[..., float], *args: np.ndarray) -> float:
-    try:
-        return fn(*args)
-    except InputError:
-        return float("nan")
 
 
 @PROTOCOLS.register("ntire25-t2i-alignment")
@@ -506,11 +534,14 @@ class NTIRE25T2IAlignment(Protocol):
     def statistics(self, data):
         return self._point(data)[0]
 
-    def replicates(self, data, w):
+    def fitted_mappings(self):
+        return (self.plcc_mapping,)
+
+    def replicates(self, data, w, starts=None):
         correct, counts = self._element_correct(data)
         return {
             "srcc": weighted_spearman(data.pred, data.mos, w),
-            "plcc": _per_resample(lambda i: _fitted_plcc(data.pred[i], data.mos[i], self.plcc_mapping), w),
+            "plcc": _fitted_plcc_replicates(data, w, self.plcc_mapping, starts),
             "acc": (w @ correct) / (w @ counts),
         }
 
@@ -566,7 +597,10 @@ class NTIRE25T2IStructure(Protocol):
     def statistics(self, data):
         return self._point(data)[0]
 
-    def replicates(self, data, w):
+    def fitted_mappings(self):
+        return () if self.plcc_mapping == "none" else (self.plcc_mapping,)
+
+    def replicates(self, data, w, starts=None):
         tp, fp, fn = self._counts(data)
         if self.f1_average == "pooled":
             stp, sfp, sfn = w @ tp, w @ fp, w @ fn
@@ -579,7 +613,7 @@ class NTIRE25T2IStructure(Protocol):
         if self.plcc_mapping == "none":
             plcc = weighted_pearson(data.pred, data.mos, w)
         else:
-            plcc = _per_resample(lambda i: _fitted_plcc(data.pred[i], data.mos[i], self.plcc_mapping), w)
+            plcc = _fitted_plcc_replicates(data, w, self.plcc_mapping, starts)
         return {"srcc": weighted_spearman(data.pred, data.mos, w), "plcc": plcc, "f1": f1}
 
 
@@ -611,7 +645,7 @@ class RealSR2AFC(Protocol):
     def statistics(self, data):
         return {k: float(v.mean()) for k, v in self._per_pair(data).items()}
 
-    def replicates(self, data, w):
+    def replicates(self, data, w, starts=None):
         total = w.sum(axis=1)
         return {k: (w @ v) / total for k, v in self._per_pair(data).items()}
 
