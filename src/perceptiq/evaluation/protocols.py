@@ -32,7 +32,7 @@ from typing import ClassVar
 import numpy as np
 
 from perceptiq._registry import Registry
-from perceptiq.errors import FitWarning, InputError, UndefinedStatisticError
+from perceptiq.errors import FitWarning, InputError, PerceptiqWarning, UndefinedStatisticError
 from perceptiq.evaluation import stats
 from perceptiq.evaluation.bootstrap import (
     ConfidenceInterval,
@@ -54,6 +54,10 @@ from perceptiq.evaluation.fitting import (
 from perceptiq.evaluation.stats import MaskAverage, TieRule
 
 __all__ = [
+    "Direction",
+    "score_direction",
+    "orient",
+    "MIN_BOOTSTRAP_ITEMS",
     "ScoreData",
     "AlignmentData",
     "StructureData",
@@ -139,6 +143,64 @@ class PairData:
         return int(np.size(self.p_first))
 
 
+# ------------------------------------------------------------------------------------ direction
+
+
+@dataclass(frozen=True)
+class Direction:
+    """Whether a prediction file's scores are lower-is-better, where that came from, and the note shown."""
+
+    lower_is_better: bool
+    source: str
+
+    @property
+    def note(self) -> str:
+        if self.lower_is_better:
+            return f"direction: lower is better ({self.source}); predictions negated"
+        return f"direction: higher is better ({self.source})"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "lower_is_better": self.lower_is_better,
+            "source": self.source,
+            "negated": self.lower_is_better,
+        }
+
+
+def score_direction(scorer: str | None, lower_is_better: bool = False) -> Direction:
+    """Direction of scores from the user's flag and the scorer that produced them.
+
+    ``scorer`` is a ``perceptiq score`` output's ``scorer`` column: a registered metric has its own
+    ``lower_is_better`` (NIQE, BRISQUE, GMSD are; PSNR, SSIM are not); any other name is a learned
+    model, which predicts quality (higher is better). Correlation protocols assume higher is better,
+    so lower-is-better scores are negated before evaluation. A flag that contradicts a metric's own
+    direction is an error.
+    """
+    from perceptiq.metrics import METRICS  # lazily: metrics import torch
+
+    if scorer is not None and scorer in METRICS:
+        metric_lower = bool(getattr(METRICS.get(scorer), "lower_is_better", False))
+        if lower_is_better and not metric_lower:
+            raise InputError(
+                f"--lower-is-better contradicts the scorer column {scorer!r}: that metric is higher-is-better"
+            )
+        return Direction(metric_lower, f"from scorer column {scorer!r}")
+    if lower_is_better:
+        return Direction(True, "--lower-is-better")
+    if scorer is not None:
+        return Direction(False, f"from scorer column {scorer!r}, a learned model")
+    return Direction(False, "default; pass --lower-is-better for scores such as NIQE or BRISQUE")
+
+
+def orient(data: ScoreData | PairData, direction: Direction) -> ScoreData | PairData:
+    """``data`` with predictions negated when they are lower-is-better, so higher always means better."""
+    if not direction.lower_is_better:
+        return data
+    if isinstance(data, PairData):
+        return dataclasses.replace(data, score_first=-data.score_first, score_second=-data.score_second)
+    return dataclasses.replace(data, pred=-data.pred)
+
+
 # -------------------------------------------------------------------------------------- results
 
 
@@ -194,6 +256,10 @@ class EvaluationResult:
 
 # ------------------------------------------------------------------------------------ protocols
 
+
+MIN_BOOTSTRAP_ITEMS = 10
+"""Below this many items a bootstrap CI is flagged: resamples of so few items repeat one or two of
+them, so the percentile interval is degenerate (n = 2 gives [1, 1] for any correlation)."""
 
 Replicates = dict[str, np.ndarray]
 Starts = dict[str, FittedMapping | None]
@@ -269,6 +335,10 @@ class Protocol(abc.ABC):
         notes += [f"{k} is undefined (NaN) on these data" for k, v in values.items() if not np.isfinite(v)]
         intervals: dict[str, ConfidenceInterval] = {}
         if bootstrap > 0:
+            small = small_sample_note(data.n)
+            if small:
+                warnings.warn(small, PerceptiqWarning, stacklevel=2)
+                notes.append(small)
             reps = self.bootstrap_replicates(data, bootstrap, seed)
             intervals = {
                 k: percentile_interval(values[k], r, confidence) for k, r in reps.items() if k in values
@@ -312,6 +382,16 @@ class Protocol(abc.ABC):
         else:
             results = [run(w) for w in chunks]
         return {k: np.concatenate([r[k] for r in results]) for k in results[0]}
+
+
+def small_sample_note(n: int) -> str | None:
+    """The warning for a bootstrap CI on fewer than :data:`MIN_BOOTSTRAP_ITEMS` items, else None."""
+    if n >= MIN_BOOTSTRAP_ITEMS:
+        return None
+    return (
+        f"bootstrap intervals on only {n} items (fewer than {MIN_BOOTSTRAP_ITEMS}) mean little: "
+        "resamples repeat one or two items, so an interval can collapse to a point such as [1, 1]"
+    )
 
 
 def _per_resample(fn: Callable[[np.ndarray], float], w: np.ndarray) -> np.ndarray:

@@ -34,12 +34,15 @@ __all__ = [
     "MAX_TABLE_BYTES",
     "max_table_bytes",
     "check_table_size",
+    "TABLE_SUFFIXES",
+    "read_scorer",
 ]
 
 ID_CANDIDATES = ("id", "image", "img", "img_path", "image_name", "name", "filename", "file", "path")
 PRED_CANDIDATES = ("score", "pred", "prediction", "predicted", "quality", "total_score")
 MOS_CANDIDATES = ("mos", "dmos", "gt", "ground_truth", "label", "score", "total_score")
 STD_CANDIDATES = ("mos_std", "std", "sd")
+TABLE_SUFFIXES = (".csv", ".txt", ".tsv", ".jsonl", ".ndjson", ".json", ".parquet", ".pq")
 MAX_TABLE_BYTES = 1 << 30
 _MAX_BYTES_ENV = "PERCEPTIQ_MAX_TABLE_BYTES"
 
@@ -128,6 +131,28 @@ def _clip(value: object, width: int = 40) -> str:
 def _first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return text[0] if text else type(err).__name__
+
+
+def read_scorer(path: str | Path) -> str | None:
+    """The ``scorer`` named in a ``perceptiq score`` output table, or None when it has no such column.
+
+    Non-table files (pickles, EvalMuse JSON that is not a record list) give None. Several scorers in
+    one file are an error: their scores are not on one scale.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in TABLE_SUFFIXES:
+        return None
+    try:
+        frame = read_table(path)
+    except DataFileError:
+        return None  # the reader of the protocol reports what is wrong with the file
+    column = next((c for c in frame.columns if c.lower() == "scorer"), None)
+    if column is None:
+        return None
+    names = sorted({str(v).strip() for v in frame[column].dropna()} - {""})
+    if len(names) > 1:
+        raise DataFileError(path, f"scores of several scorers in one file ({', '.join(names[:5])}): split it")
+    return names[0] if names else None
 
 
 def pick_column(
