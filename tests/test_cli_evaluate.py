@@ -207,3 +207,48 @@ def test_bootstrap_on_too_few_items_warns(tmp_path):
     assert result.exit_code == 0, result.output
     assert any("only 2 items" in w for w in json.loads(result.stdout)["warnings"])
     assert "only 2 items (fewer than 10)" in result.stderr
+
+
+def test_realsr_2afc_report_writes_the_promised_png(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(4)
+    names = [f"{i:03d}_m.png" for i in range(12)]
+    pd.DataFrame({"image": names, "score": rng.normal(size=12)}).to_csv(tmp_path / "p.csv", index=False)
+    pairs = pd.DataFrame(
+        {"name1_column": names[:-1], "name2_column": names[1:], "score1_column": rng.uniform(0, 1, 11)}
+    )
+    pairs.to_csv(tmp_path / "pairs.csv", index=False)
+    out = tmp_path / "report"
+    args = ["evaluate", str(tmp_path / "p.csv"), str(tmp_path / "pairs.csv"), "-p", "realsr-2afc"]
+    result = runner.invoke(app, [*args, "--report", str(out)])
+    assert result.exit_code == 0, result.output
+    png = out / "scatter.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(png) as im:
+        im.verify()
+    assert json.loads((out / "summary.json").read_text())["protocol"] == "realsr-2afc"
+
+
+def test_raw_plcc_report_draws_the_least_squares_line_and_its_bootstrap_band():
+    from perceptiq.evaluation.bootstrap import expand, iter_resample_counts
+    from perceptiq.evaluation.protocols import ScoreData, create_protocol
+    from perceptiq.evaluation.report import curve_band, plotted_curve
+
+    rng = np.random.default_rng(5)
+    pred = rng.uniform(0, 1, 40)
+    mos = 1 + 4 * pred**2 + rng.normal(0, 0.3, 40)  # curved: a 4th-order polynomial would bend
+    result = create_protocol("vquala25-fiqa").evaluate(ScoreData(np.arange(40), pred, mos))
+    curve = plotted_curve(pred, mos, result)
+    grid = np.linspace(pred.min(), pred.max(), 7)
+    np.testing.assert_allclose(curve(grid), np.polyval(np.polyfit(pred, mos, 1), grid), atol=1e-10)
+    low, high = curve_band(pred, mos, curve, grid, 300, 3, 0.9)
+    lines = []
+    for w in np.concatenate(list(iter_resample_counts(40, 300, 3))):
+        i = expand(w)
+        lines.append(np.polyval(np.polyfit(pred[i], mos[i], 1), grid))
+    expected = np.quantile(np.array(lines), [0.05, 0.95], axis=0)
+    np.testing.assert_allclose(low, expected[0], atol=1e-8)
+    np.testing.assert_allclose(high, expected[1], atol=1e-8)
+    assert np.all(low < curve(grid))
+    assert np.all(curve(grid) < high)

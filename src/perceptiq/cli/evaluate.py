@@ -167,7 +167,12 @@ def evaluate_command(
     json_output: JsonOpt = False,
     lower_is_better: LowerOpt = False,
     report: Annotated[
-        Path | None, typer.Option(help="Directory for summary.json and scatter.png (prediction vs MOS).")
+        Path | None,
+        typer.Option(
+            help="Directory for summary.json and scatter.png: prediction vs MOS with the curve PLCC "
+            "measures (and its bootstrap band with --bootstrap); for 2AFC pairs, the human preference "
+            "vs the model's score difference."
+        ),
     ] = None,
 ) -> None:
     """Evaluate quality predictions against ground truth exactly as a challenge does.
@@ -200,7 +205,9 @@ def evaluate_command(
             report,
             pred=data.pred if per_item else None,
             mos=data.mos if per_item else None,
+            pairs=None if per_item else data,
             inputs={"predictions": str(predictions), "ground_truth": str(ground_truth)},
+            bootstrap=(bootstrap, seed),
         )
     if json_output:
         print_json({**result.as_dict(), "direction": direction.as_dict() | {"note": direction.note}})
