@@ -180,3 +180,59 @@ def test_pairs_join_predictions_by_image_name(tmp_path):
     np.testing.assert_array_equal(data.score_second, [2.0, 2.5])
     with pytest.raises(DataFileError, match="1 image"):
         load_pairs(_write(tmp_path, "p2.csv", preds.iloc[:2]), vp)
+
+
+class _HugeDeclaredArray:
+    """Pickles as numpy's own array constructor asked for 10^12 int8 elements, with no data."""
+
+    def __reduce__(self):
+        return (np.ndarray.__reduce__(np.zeros(0, np.int8))[0], (np.ndarray, (10**12,), b"b"))
+
+
+def test_a_pickle_declaring_a_huge_array_is_refused_before_allocating(tmp_path):
+    path = tmp_path / "huge.pkl"
+    path.write_bytes(pickle.dumps({"a.png": {"score": 1.0, "pred_area": _HugeDeclaredArray()}}, protocol=4))
+    assert path.stat().st_size < 400
+    with pytest.raises(DataFileError, match=r"huge\.pkl: .*1,000,000,000,000 elements"):
+        safe_load_pickle(path)
+    # real numpy arrays still load, from every pickle protocol
+    mask = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    for protocol in (3, 4, 5):
+        path.write_bytes(pickle.dumps({"a.png": {"score": 1.0, "pred_area": mask}}, protocol=protocol))
+        np.testing.assert_array_equal(safe_load_pickle(path)["a.png"]["pred_area"], mask)
+
+
+def test_tables_above_the_size_cap_are_refused_with_a_way_to_raise_it(tmp_path, monkeypatch):
+    path = tmp_path / "long.csv"
+    path.write_text("id,score\n" + "".join(f"img{i},{i}\n" for i in range(100)))
+    assert len(read_table(path)) == 100
+    monkeypatch.setenv("PERCEPTIQ_MAX_TABLE_BYTES", "200")
+    with pytest.raises(
+        DataFileError, match=r"long\.csv: .*exceeds the 200-byte cap.*PERCEPTIQ_MAX_TABLE_BYTES"
+    ):
+        read_table(path)
+    pkl = tmp_path / "s.pkl"
+    pkl.write_bytes(pickle.dumps({f"{i}": {"score": 1.0, "pred_area": np.zeros((8, 8))} for i in range(5)}))
+    with pytest.raises(DataFileError, match="byte cap"):
+        safe_load_pickle(pkl)
+
+
+@pytest.mark.parametrize("payload", ["[1, 2, 3]", '["a.png", "b.png"]', '[{"id": "a", "score": 1}, 7]'])
+def test_a_json_list_of_non_objects_is_a_one_line_error(tmp_path, payload):
+    path = tmp_path / "preds.json"
+    path.write_text(payload)
+    with pytest.raises(
+        DataFileError, match=r"preds\.json: JSON list element \d is .* expected an object"
+    ) as err:
+        read_table(path)
+    assert "\n" not in str(err.value)
+
+
+def test_a_2afc_pair_of_an_image_with_itself_is_refused(tmp_path):
+    pairs = pd.DataFrame(
+        {"name1_column": ["a.png", "b.png"], "name2_column": ["b.png", "b.png"], "score1_column": [0.8, 0.5]}
+    )
+    preds = pd.DataFrame({"image": ["a.png", "b.png"], "score": [3.0, 2.0]})
+    pp, vp = _write(tmp_path, "pred.csv", preds), _write(tmp_path, "votes.csv", pairs)
+    with pytest.raises(DataFileError, match=r"votes\.csv: line 3: image 'b.png' is compared with itself"):
+        load_pairs(pp, vp)

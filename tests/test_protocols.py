@@ -165,3 +165,20 @@ def test_constant_predictions_are_reported_not_silent():
     assert np.isnan(result.score)
     assert any("srcc is undefined" in w for w in result.warnings)
     assert result.as_dict()["score"] is None
+
+
+def test_bootstrap_on_fewer_than_ten_items_is_a_perceptiq_warning():
+    from perceptiq.errors import PerceptiqWarning
+    from perceptiq.evaluation.protocols import MIN_BOOTSTRAP_ITEMS
+
+    protocol = create_protocol("isrg-q-2025")
+    tiny = ScoreData(np.arange(2), [1.0, 2.0], [3.0, 4.0])
+    with pytest.warns(PerceptiqWarning, match="only 2 items"):
+        result = protocol.evaluate(tiny, bootstrap=50)
+    assert result.intervals["srcc"].low == result.intervals["srcc"].high == 1.0  # the degenerate [1, 1]
+    assert any("only 2 items" in w for w in result.warnings)
+    rng = np.random.default_rng(0)
+    enough = ScoreData(np.arange(MIN_BOOTSTRAP_ITEMS), rng.normal(size=10), rng.normal(size=10))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PerceptiqWarning)
+        protocol.evaluate(enough, bootstrap=50)

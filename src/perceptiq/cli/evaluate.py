@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -12,20 +13,24 @@ from rich.table import Table
 
 from perceptiq.cli._app import app
 from perceptiq.cli._common import console, err_console, fmt, handle_errors, parse_options, print_json
-from perceptiq.errors import DataFileError, InputError
+from perceptiq.errors import DataFileError, InputError, PerceptiqWarning
 from perceptiq.evaluation.compare import compare_models
 from perceptiq.evaluation.fitting import MIN_ITEMS
 from perceptiq.evaluation.protocols import (
     PROTOCOLS,
+    Direction,
     EvaluationResult,
     PairData,
     Protocol,
     ScoreData,
     create_protocol,
     list_protocols,
+    orient,
+    score_direction,
 )
 from perceptiq.evaluation.report import write_json, write_report
 from perceptiq.io.submissions import load_for_protocol
+from perceptiq.io.tables import read_scorer
 
 PredArg = Annotated[
     Path,
@@ -70,6 +75,23 @@ MissingOpt = Annotated[
     bool, typer.Option("--allow-missing", help="Evaluate the ids present in both files instead of failing.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+LowerOpt = Annotated[
+    bool,
+    typer.Option(
+        "--lower-is-better",
+        help="Predictions are lower-is-better (NIQE, BRISQUE, a distance): negate them before evaluating. "
+        "Read from the scorer column of `perceptiq score` output when present.",
+    ),
+]
+
+
+def _direction(path: Path, lower_is_better: bool) -> Direction:
+    try:
+        return score_direction(read_scorer(path), lower_is_better)
+    except DataFileError:
+        raise
+    except InputError as err:
+        raise DataFileError(path, str(err)) from None
 
 
 def _build_protocol(name: str, plcc_mapping: str | None, option: list[str] | None) -> Protocol:
@@ -143,8 +165,14 @@ def evaluate_command(
     seed: SeedOpt = 0,
     allow_missing: MissingOpt = False,
     json_output: JsonOpt = False,
+    lower_is_better: LowerOpt = False,
     report: Annotated[
-        Path | None, typer.Option(help="Directory for summary.json and scatter.png (prediction vs MOS).")
+        Path | None,
+        typer.Option(
+            help="Directory for summary.json and scatter.png: prediction vs MOS with the curve PLCC "
+            "measures (and its bootstrap band with --bootstrap); for 2AFC pairs, the human preference "
+            "vs the model's score difference."
+        ),
     ] = None,
 ) -> None:
     """Evaluate quality predictions against ground truth exactly as a challenge does.
@@ -163,8 +191,12 @@ def evaluate_command(
         std_col=std_col,
         allow_missing=allow_missing,
     )
+    direction = _direction(predictions, lower_is_better)
+    data = orient(data, direction)
     _check_evaluable(proto, data, predictions, ground_truth)
-    result = proto.evaluate(data, bootstrap=bootstrap, confidence=confidence, seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PerceptiqWarning)  # printed from result.warnings below
+        result = proto.evaluate(data, bootstrap=bootstrap, confidence=confidence, seed=seed)
     result = dataclasses.replace(result, warnings=(*notes, *result.warnings))
     if report is not None:
         per_item = isinstance(data, ScoreData)
@@ -173,12 +205,15 @@ def evaluate_command(
             report,
             pred=data.pred if per_item else None,
             mos=data.mos if per_item else None,
+            pairs=None if per_item else data,
             inputs={"predictions": str(predictions), "ground_truth": str(ground_truth)},
+            bootstrap=(bootstrap, seed),
         )
     if json_output:
-        print_json(result.as_dict())
+        print_json({**result.as_dict(), "direction": direction.as_dict() | {"note": direction.note}})
     else:
         console.print(_result_table(result))
+        console.print(direction.note, soft_wrap=True)
         if report is not None:
             console.print(f"report written to {report}/")
     _print_notes(result.warnings)
@@ -202,6 +237,20 @@ def compare_command(
     seed: SeedOpt = 0,
     allow_missing: MissingOpt = False,
     json_output: JsonOpt = False,
+    lower_is_better: Annotated[
+        bool,
+        typer.Option(
+            "--lower-is-better",
+            help="Both prediction files are lower-is-better (negated before evaluating); "
+            "each file's scorer column is read when present.",
+        ),
+    ] = False,
+    lower_is_better_a: Annotated[
+        bool, typer.Option("--lower-is-better-a", help="Only model A's predictions are lower-is-better.")
+    ] = False,
+    lower_is_better_b: Annotated[
+        bool, typer.Option("--lower-is-better-b", help="Only model B's predictions are lower-is-better.")
+    ] = False,
     out: Annotated[Path | None, typer.Option(help="Write the comparison as JSON to this file.")] = None,
 ) -> None:
     """Does model A beat model B on the same items? Paired bootstrap of every statistic (A - B).
@@ -216,16 +265,28 @@ def compare_command(
     data_b, notes_b = load_for_protocol(
         proto, predictions_b, ground_truth, allow_missing=allow_missing, **kwargs
     )
+    direction_a = _direction(predictions_a, lower_is_better or lower_is_better_a)
+    direction_b = _direction(predictions_b, lower_is_better or lower_is_better_b)
+    data_a, data_b = orient(data_a, direction_a), orient(data_b, direction_b)
     data_a, data_b = _common_items(data_a, data_b, predictions_a, predictions_b, allow_missing)
     _check_evaluable(proto, data_a, predictions_a, ground_truth)
     _check_evaluable(proto, data_b, predictions_b, ground_truth)
-    comparison = compare_models(
-        proto, data_a, data_b, n_resamples=bootstrap, confidence=confidence, seed=seed
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PerceptiqWarning)  # printed from the results' warnings below
+        comparison = compare_models(
+            proto, data_a, data_b, n_resamples=bootstrap, confidence=confidence, seed=seed
+        )
+    payload = {
+        **comparison.as_dict(),
+        "direction": {
+            "a": direction_a.as_dict() | {"note": direction_a.note},
+            "b": direction_b.as_dict() | {"note": direction_b.note},
+        },
+    }
     if out is not None:
-        write_json(comparison.as_dict(), out)
+        write_json(payload, out)
     if json_output:
-        print_json(comparison.as_dict())
+        print_json(payload)
     else:
         table = Table(
             title=f"{proto.name}: A = {predictions_a.name}, B = {predictions_b.name}  (n = {data_a.n})"
@@ -253,7 +314,10 @@ def compare_command(
                 fmt(will["p_value"], 3) if will else "",
             )
         console.print(table)
-    _print_notes([*notes_a, *notes_b, *comparison.a.warnings, *comparison.b.warnings])
+        console.print(f"A: {direction_a.note}", soft_wrap=True)
+        console.print(f"B: {direction_b.note}", soft_wrap=True)
+    notes = [*notes_a, *notes_b, *comparison.a.warnings, *comparison.b.warnings]
+    _print_notes(list(dict.fromkeys(notes)))
 
 
 def _common_items(a, b, path_a: Path, path_b: Path, allow_missing: bool):

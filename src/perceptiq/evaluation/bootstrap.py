@@ -28,6 +28,8 @@ __all__ = [
     "iter_resample_counts",
     "weighted_pearson",
     "weighted_spearman",
+    "weighted_pearson_rows",
+    "weighted_kendall",
     "expand",
     "percentile_interval",
     "paired_difference",
@@ -178,6 +180,62 @@ def weighted_spearman(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray
         r = sxy / np.sqrt(sxx * syy)
     r[(sxx <= 0) | (syy <= 0)] = np.nan
     return np.clip(r, -1.0, 1.0)
+
+
+def weighted_pearson_rows(fx: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Pearson's r of row r of ``fx`` (R, n) with ``y`` under the counts of row r of ``w``; NaN if constant.
+
+    For PLCC after a mapping fitted to each resample (``fx`` = the fitted values of each resample).
+    """
+    w = np.asarray(w, dtype=np.float64)
+    total = w.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        xc = fx - (w * fx).sum(axis=1, keepdims=True) / total
+        yc = y[None, :] - (w @ y)[:, None] / total
+        sxx = np.einsum("rn,rn->r", w * xc, xc)
+        syy = np.einsum("rn,rn->r", w * yc, yc)
+        r = np.einsum("rn,rn->r", w * xc, yc) / np.sqrt(sxx * syy)
+        degenerate = (sxx <= 1e-14 * np.einsum("rn,rn->r", w, fx * fx)) | (syy <= 0)
+    r[degenerate] = np.nan
+    return np.clip(r, -1.0, 1.0)
+
+
+KENDALL_MATRIX_MAX_ITEMS = 3000
+
+
+def _tied_pairs(values: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Pairs of draws tied in ``values`` per resample: sum over tie groups of c (c - 1) / 2."""
+    order = np.argsort(values, kind="stable")
+    sorted_values = values[order]
+    starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1]])
+    groups = np.add.reduceat(np.take(w, order, axis=1), starts, axis=1)
+    return 0.5 * np.einsum("rg,rg->r", groups, groups - 1.0)
+
+
+def weighted_kendall(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Kendall's tau-b of (x, y) in each resample given by the count rows of ``w`` (R, n).
+
+    tau_b = (C - D) / sqrt((n0 - n1)(n0 - n2)) on the expanded resample (Kendall 1945):
+    C - D = w' S w / 2 with S_ij = sign(x_i - x_j) sign(y_i - y_j) (a repeated item ties with itself),
+    n0 = N(N - 1)/2 for N draws, n1 and n2 the pairs of draws tied in x and in y. One (R, n) x (n, n)
+    product gives all resamples; above ``KENDALL_MATRIX_MAX_ITEMS`` items S would be too large and the
+    resamples are expanded one by one (scipy's O(n log n) tau-b). NaN where x or y is constant.
+    """
+    w = np.asarray(w, dtype=np.float64)
+    if x.size > KENDALL_MATRIX_MAX_ITEMS:
+        out = np.empty(w.shape[0])
+        for r in range(w.shape[0]):
+            i = expand(w[r].astype(np.int64))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[r] = scipy.stats.kendalltau(x[i], y[i], variant="b").statistic
+        return out
+    signs = np.sign(x[:, None] - x[None, :]) * np.sign(y[:, None] - y[None, :])
+    difference = 0.5 * np.einsum("rn,rn->r", w @ signs, w)
+    total = w.sum(axis=1)
+    n0 = 0.5 * total * (total - 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tau = difference / np.sqrt((n0 - _tied_pairs(x, w)) * (n0 - _tied_pairs(y, w)))
+    return np.clip(tau, -1.0, 1.0)
 
 
 def expand(w_row: np.ndarray) -> np.ndarray:

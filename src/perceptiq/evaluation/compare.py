@@ -9,11 +9,12 @@ and raw PLCC, Williams' t test of dependent correlations sharing the MOS variabl
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from perceptiq.errors import InputError
+from perceptiq.errors import InputError, PerceptiqWarning
 from perceptiq.evaluation import stats
 from perceptiq.evaluation.bootstrap import (
     PairedDifference,
@@ -21,7 +22,13 @@ from perceptiq.evaluation.bootstrap import (
     percentile_interval,
     williams_test,
 )
-from perceptiq.evaluation.protocols import EvaluationResult, PairData, Protocol, ScoreData
+from perceptiq.evaluation.protocols import (
+    EvaluationResult,
+    PairData,
+    Protocol,
+    ScoreData,
+    small_sample_note,
+)
 
 __all__ = ["Comparison", "compare_models"]
 
@@ -52,14 +59,15 @@ def _same_items(a: ScoreData | PairData, b: ScoreData | PairData) -> None:
 
 
 def _with_intervals(
-    result: EvaluationResult, reps: dict[str, np.ndarray], confidence: float
+    result: EvaluationResult, reps: dict[str, np.ndarray], confidence: float, note: str | None
 ) -> EvaluationResult:
     intervals = {
         k: percentile_interval(result.statistics[k], r, confidence)
         for k, r in reps.items()
         if k in result.statistics
     }
-    return dataclasses.replace(result, intervals=intervals)
+    notes = (*result.warnings, note) if note else result.warnings
+    return dataclasses.replace(result, intervals=intervals, warnings=notes)
 
 
 def compare_models(
@@ -75,10 +83,13 @@ def compare_models(
     if n_resamples < 1:
         raise InputError("a paired comparison needs at least one bootstrap resample")
     _same_items(data_a, data_b)
+    small = small_sample_note(data_a.n)
+    if small:
+        warnings.warn(small, PerceptiqWarning, stacklevel=2)
     reps_a = protocol.bootstrap_replicates(data_a, n_resamples, seed)
     reps_b = protocol.bootstrap_replicates(data_b, n_resamples, seed)
-    result_a = _with_intervals(protocol.evaluate(data_a), reps_a, confidence)
-    result_b = _with_intervals(protocol.evaluate(data_b), reps_b, confidence)
+    result_a = _with_intervals(protocol.evaluate(data_a), reps_a, confidence, small)
+    result_b = _with_intervals(protocol.evaluate(data_b), reps_b, confidence, small)
     differences = {
         k: paired_difference(
             k, result_a.statistics[k], result_b.statistics[k], reps_a[k], reps_b[k], confidence

@@ -1,7 +1,7 @@
 """Nonlinear mappings of quality predictions onto the MOS scale, fitted before PLCC and RMSE.
 
 x = predictions (abscissa), y = MOS (ordinate); the fitted f maps predictions onto the MOS scale and
-PLCC = Pearson(f(x), y). Mappings (scipy.stats conventions, VQEG):
+PLCC = Pearson(f(x), y). Mappings (VQEG FR-TV Phase II final report, 2003):
 
 * ``"logistic4"``: ``f(x) = b2 + (b1 - b2) / (1 + exp(-(x - b3) / |b4|))`` by Levenberg-Marquardt
   (``scipy.optimize.curve_fit``) from ``p0 = [max y, min y, mean x, 0.5]``, ``maxfev = 1e8``: the
@@ -46,6 +46,7 @@ __all__ = [
     "logistic4",
     "logistic4_deqa",
     "logistic5",
+    "mapped_predictions_batch",
 ]
 
 Mapping = Literal[
@@ -302,3 +303,217 @@ def fit_mapping_or_fallback(
             stacklevel=3,
         )
     return fitted
+
+
+# ------------------------------------------------------------------------- bootstrap resamples
+#
+# A bootstrap resample is a count vector w over the n items (see bootstrap.py); a least-squares fit
+# to the expanded resample minimises sum_i w_i (y_i - f(x_i))^2, so all R resamples of one
+# mapping are fitted at once as R weighted problems sharing x and y.
+
+_BATCH_MAX_ITER = 40
+_BATCH_FTOL = 1e-10
+
+
+# h_p(u) = (sigmoid(u) - 1/2 - [p = 3] u/4) / u^p for p = 1, 3: Taylor coefficients in u^2, u^4, ...
+# (from tanh x = x - x^3/3 + 2x^5/15 - 17x^7/315 + 62x^9/2835, sigmoid(u) - 1/2 = tanh(u/2)/2).
+_SERIES = {
+    1: (1 / 4, -1 / 48, 1 / 480, -17 / 80640, 31 / 1451520),
+    3: (-1 / 48, 1 / 480, -17 / 80640, 31 / 1451520),
+}
+_SERIES_BELOW = 0.2
+
+
+def _shape(u: np.ndarray, power: int) -> tuple[np.ndarray, np.ndarray]:
+    """h_p(u) and its derivative, by the Taylor series near 0 (no cancellation) and directly elsewhere."""
+    coef = _SERIES[power]
+    small = np.abs(u) < _SERIES_BELOW
+    us = np.where(small, u, 0.0)
+    u2 = us * us
+    h_series = sum(c * u2**k for k, c in enumerate(coef))
+    dh_series = sum(2 * k * c * us * u2 ** (k - 1) for k, c in enumerate(coef) if k > 0)
+    ul = np.where(small, 1.0, u)
+    sig = 0.5 * (1.0 + np.tanh(0.5 * ul))
+    lin = 0.25 if power == 3 else 0.0
+    g = sig - 0.5 - lin * ul
+    h_direct = g / ul**power
+    dh_direct = (sig * (1.0 - sig) - lin) / ul**power - power * g / ul ** (power + 1)
+    return np.where(small, h_series, h_direct), np.where(small, dh_series, dh_direct)
+
+
+def _project(
+    phi: np.ndarray, w: np.ndarray, targets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted least squares of each target column on the basis ``phi`` (R, n, m), row by row.
+
+    ``targets`` (R, n, t); returns coefficients (R, m, t), residuals (R, n, t) and whether each row's
+    Gram matrix is usable.
+    """
+    phi_w = phi * w[:, :, None]
+    phi_wt = phi_w.transpose(0, 2, 1)
+    gram = phi_wt @ phi
+    gram += 1e-12 * np.einsum("rmm->r", gram)[:, None, None] * np.eye(gram.shape[1])
+    coef = np.linalg.solve(gram, phi_wt @ targets)
+    return coef, targets - phi @ coef, np.isfinite(coef).all(axis=(1, 2))
+
+
+def _batch_logistic(
+    z: np.ndarray, v: np.ndarray, w: np.ndarray, fixed: np.ndarray, start: np.ndarray
+) -> np.ndarray:
+    """Fit a logistic mapping to every row of weights ``w`` at once: fitted values (R, n), NaN on failure.
+
+    Both logistics of this module are ``alpha sigmoid(a (z - c)) + fixed @ beta``: logistic-4 with
+    ``fixed`` = [1], logistic-5 with ``fixed`` = [z, 1]. Variable projection (Golub and Pereyra, SIAM
+    J. Numer. Anal. 1973, with Kaufman's Jacobian, BIT 1975): for given (a, c) the linear coefficients
+    are a weighted least-squares solve, and Levenberg-Marquardt runs on (a, c) alone. The sigmoid
+    column is replaced by ``(z - c)^p h_p(a (z - c))``, h_p(u) = (sigmoid(u) - 1/2 - [p = 3] u/4) / u^p
+    (p = 1 for logistic-4, 3 for logistic-5), which spans the same
+    functions together with the fixed columns but stays well defined as a -> 0, where the logistic
+    tends to its limit (a line, resp. a cubic in z); the unreduced fit crawls along that valley.
+    A row stops when the Gauss-Newton step would lower its cost by less than a relative 1e-10, its
+    step is negligible or damping has grown past 1e6 (at most 40 steps; later ones change PLCC by
+    less than 1e-5).
+    """
+    power = 3 if fixed.shape[1] == 2 else 1
+    rows_total = w.shape[0]
+    theta = np.array(np.broadcast_to(start, (rows_total, 2)), dtype=np.float64)
+    lam = np.full(rows_total, 1e-3)
+    target = np.broadcast_to(v[None, :, None], (rows_total, v.size, 1))
+    base = np.broadcast_to(fixed[None], (rows_total, *fixed.shape))
+
+    def solve(th: np.ndarray, rows: np.ndarray):
+        t = z[None, :] - th[:, 1:2]
+        h, dh = _shape(th[:, :1] * t, power)
+        column = t**power * h
+        phi = np.concatenate([column[:, :, None], base[rows]], axis=2)
+        coef, res, ok = _project(phi, w[rows], target[rows])
+        # derivatives of the column with respect to a and c
+        d_col = np.stack(
+            [t ** (power + 1) * dh, -power * t ** (power - 1) * h - th[:, :1] * t**power * dh], 2
+        )
+        return phi, coef, -res[:, :, 0], ok, d_col
+
+    with np.errstate(all="ignore"):
+        everyone = np.arange(rows_total)
+        _, _, res, ok, _ = solve(theta, everyone)
+        cost = np.where(ok, np.einsum("rn,rn->r", w, res * res), np.nan)
+        fitted = v[None, :] + res
+        active = np.isfinite(cost)
+        for _ in range(_BATCH_MAX_ITER):
+            rows = np.flatnonzero(active)
+            if rows.size == 0:
+                break
+            th = theta[rows]
+            p1, c1, r1, _, d_col = solve(th, rows)
+            _, jac, _ = _project(p1, w[rows], c1[:, :1, :1] * d_col)  # Kaufman's reduced Jacobian
+            jw = jac * w[rows][:, :, None]
+            hess = jw.transpose(0, 2, 1) @ jac
+            grad = (jw.transpose(0, 2, 1) @ r1[:, :, None])[:, :, 0]
+            # converged: the Gauss-Newton step would lower the cost by less than a relative 1e-10
+            newton = np.linalg.solve(hess + 1e-12 * np.eye(2), grad[:, :, None])[:, :, 0]
+            done = ~(np.einsum("rp,rp->r", grad, newton) > _BATCH_FTOL * cost[rows])
+            active[rows[done]] = False
+            damping = lam[rows, None] * np.maximum(np.einsum("rpp->rp", hess), 1e-12)
+            step = np.linalg.solve(hess + damping[:, :, None] * np.eye(2), -grad[:, :, None])[:, :, 0]
+            trial = th + step
+            _, _, r_new, ok_new, _ = solve(trial, rows)
+            cost_new = np.einsum("rn,rn->r", w[rows], r_new * r_new)
+            better = ok_new & np.isfinite(cost_new) & (cost_new < cost[rows])
+            tiny = np.all(np.abs(step) <= 1e-9 * (1.0 + np.abs(th)), axis=1)
+            up = rows[better]
+            theta[up], cost[up], fitted[up] = trial[better], cost_new[better], v[None, :] + r_new[better]
+            lam[up] = np.maximum(lam[up] / 3.0, 1e-12)
+            worse = rows[~better]
+            lam[worse] *= 4.0
+            active[worse[lam[worse] > 1e6]] = False
+            active[rows[tiny]] = False
+    fitted[~np.isfinite(cost)] = np.nan
+    return fitted
+
+
+def _batch_polynomial(z: np.ndarray, v: np.ndarray, w: np.ndarray, degree: int) -> np.ndarray:
+    """Weighted least-squares polynomial coefficients (high->low) of every row of ``w``; NaN if singular."""
+    vander = np.vander(z, degree + 1)
+    m = vander.shape[1]
+    gram = (w @ (vander[:, :, None] * vander[:, None, :]).reshape(z.size, m * m)).reshape(-1, m, m)
+    rhs = w @ (vander * v[:, None])
+    coef = np.full((w.shape[0], m), np.nan)
+    well = np.linalg.cond(gram) < 1e12
+    if well.any():
+        coef[well] = np.linalg.solve(gram[well], rhs[well][:, :, None])[:, :, 0]
+    return coef
+
+
+def mapped_predictions_batch(
+    pred: np.ndarray, mos: np.ndarray, counts: np.ndarray, kind: Mapping, start: FittedMapping | None = None
+) -> np.ndarray:
+    """Fitted values (R, n) of mapping ``kind`` fitted to each bootstrap resample (rows of ``counts``).
+
+    All resamples are fitted together as weighted least-squares problems (weights = draw counts),
+    warm-started from ``start`` (the mapping fitted to all items; fitted here when omitted), which is
+    what makes thousands of nonlinear fits affordable. Data are standardised with the full sample's
+    mean and standard deviation first (the fitted function does not depend on it). Rows whose fit
+    diverges, or is undefined (constant resample), take the weighted linear fit, as
+    :func:`fit_mapping_or_fallback` falls back; rows with a constant resample are NaN.
+    """
+    x = np.asarray(pred, dtype=np.float64)
+    y = np.asarray(mos, dtype=np.float64)
+    w = np.asarray(counts, dtype=np.float64)
+    mx, sx, my, sy = float(x.mean()), float(x.std()), float(y.mean()), float(y.std())
+    if sx == 0 or sy == 0:
+        return np.full(w.shape, np.nan)
+    z, v = (x - mx) / sx, (y - my) / sy
+    drawn = w > 0
+    zmin = np.where(drawn, z, np.inf).min(axis=1)
+    zmax = np.where(drawn, z, -np.inf).max(axis=1)
+    vmin = np.where(drawn, v, np.inf).min(axis=1)
+    vmax = np.where(drawn, v, -np.inf).max(axis=1)
+    constant = (zmax <= zmin) | (vmax <= vmin)
+    linear = _batch_polynomial(z, v, w, 1)
+    fitted = linear[:, :1] * z + linear[:, 1:]
+    if kind == "none":
+        fitted = np.broadcast_to(z, w.shape).copy()
+    elif kind.startswith("logistic"):
+        if start is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FitWarning)
+                start = fit_mapping_or_fallback(x, y, kind)
+        if kind == "logistic5":
+            fixed = np.stack([z, np.ones_like(z)], axis=1)
+            theta0 = np.array([1.0 if np.corrcoef(z, v)[0, 1] >= 0 else -1.0, 0.0])
+            if start is not None and not start.fell_back:
+                theta0 = np.array([start.params[1] * sx, (start.params[2] - mx) / sx])
+        else:
+            fixed = np.ones((z.size, 1))
+            theta0 = np.array([1.0 if np.corrcoef(z, v)[0, 1] >= 0 else -1.0, 0.0])
+            if start is not None and not start.fell_back:
+                b3, b4 = start.params[2], start.params[3]
+                theta0 = np.array([sx / b4 if b4 else 1.0, (b3 - mx) / sx])
+                if kind != "logistic4_deqa":
+                    theta0[0] = abs(theta0[0])
+        values = _batch_logistic(z, v, w, fixed, theta0)
+        ok = np.all(np.isfinite(values), axis=1)
+        fitted[ok] = values[ok]
+    elif kind != "linear":
+        degree = 3 if kind.startswith("poly3") else 4
+        coef = _batch_polynomial(z, v, w, degree)
+        ok = np.all(np.isfinite(coef), axis=1)
+        if kind.endswith("_monotonic"):
+            powers = np.arange(degree, -1, -1)
+            grid = np.linspace(zmin, zmax, 256, axis=1)  # (R, 256): each resample's data range
+            slopes = sum(
+                k * coef[:, j : j + 1] * grid ** max(k - 1, 0) for j, k in enumerate(powers) if k > 0
+            )
+            bent = ok & ~(np.all(slopes >= 0, axis=1) | np.all(slopes <= 0, axis=1))
+            for r in np.flatnonzero(bent):
+                draws = w[r].astype(np.int64)
+                try:
+                    coef[r] = _monotone_coefficients(
+                        np.repeat(z, draws), np.repeat(v, draws), degree, coef[r]
+                    )
+                except FitError:
+                    ok[r] = False
+        if ok.any():
+            fitted[ok] = coef[ok] @ np.vander(z, degree + 1).T
+    fitted[constant] = np.nan
+    return my + sy * fitted

@@ -21,6 +21,7 @@ Create with :func:`create_protocol` (options as keywords, e.g. ``plcc_mapping="p
 from __future__ import annotations
 
 import abc
+import dataclasses
 import os
 import warnings
 from collections.abc import Callable
@@ -31,20 +32,32 @@ from typing import ClassVar
 import numpy as np
 
 from perceptiq._registry import Registry
-from perceptiq.errors import FitWarning, InputError, UndefinedStatisticError
+from perceptiq.errors import FitWarning, InputError, PerceptiqWarning, UndefinedStatisticError
 from perceptiq.evaluation import stats
 from perceptiq.evaluation.bootstrap import (
     ConfidenceInterval,
     expand,
     iter_resample_counts,
     percentile_interval,
+    weighted_kendall,
     weighted_pearson,
+    weighted_pearson_rows,
     weighted_spearman,
 )
-from perceptiq.evaluation.fitting import MAPPINGS, FittedMapping, Mapping, fit_mapping_or_fallback
+from perceptiq.evaluation.fitting import (
+    MAPPINGS,
+    FittedMapping,
+    Mapping,
+    fit_mapping_or_fallback,
+    mapped_predictions_batch,
+)
 from perceptiq.evaluation.stats import MaskAverage, TieRule
 
 __all__ = [
+    "Direction",
+    "score_direction",
+    "orient",
+    "MIN_BOOTSTRAP_ITEMS",
     "ScoreData",
     "AlignmentData",
     "StructureData",
@@ -130,6 +143,64 @@ class PairData:
         return int(np.size(self.p_first))
 
 
+# ------------------------------------------------------------------------------------ direction
+
+
+@dataclass(frozen=True)
+class Direction:
+    """Whether a prediction file's scores are lower-is-better, where that came from, and the note shown."""
+
+    lower_is_better: bool
+    source: str
+
+    @property
+    def note(self) -> str:
+        if self.lower_is_better:
+            return f"direction: lower is better ({self.source}); predictions negated"
+        return f"direction: higher is better ({self.source})"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "lower_is_better": self.lower_is_better,
+            "source": self.source,
+            "negated": self.lower_is_better,
+        }
+
+
+def score_direction(scorer: str | None, lower_is_better: bool = False) -> Direction:
+    """Direction of scores from the user's flag and the scorer that produced them.
+
+    ``scorer`` is a ``perceptiq score`` output's ``scorer`` column: a registered metric has its own
+    ``lower_is_better`` (NIQE, BRISQUE, GMSD are; PSNR, SSIM are not); any other name is a learned
+    model, which predicts quality (higher is better). Correlation protocols assume higher is better,
+    so lower-is-better scores are negated before evaluation. A flag that contradicts a metric's own
+    direction is an error.
+    """
+    from perceptiq.metrics import METRICS  # lazily: metrics import torch
+
+    if scorer is not None and scorer in METRICS:
+        metric_lower = bool(getattr(METRICS.get(scorer), "lower_is_better", False))
+        if lower_is_better and not metric_lower:
+            raise InputError(
+                f"--lower-is-better contradicts the scorer column {scorer!r}: that metric is higher-is-better"
+            )
+        return Direction(metric_lower, f"from scorer column {scorer!r}")
+    if lower_is_better:
+        return Direction(True, "--lower-is-better")
+    if scorer is not None:
+        return Direction(False, f"from scorer column {scorer!r}, a learned model")
+    return Direction(False, "default; pass --lower-is-better for scores such as NIQE or BRISQUE")
+
+
+def orient(data: ScoreData | PairData, direction: Direction) -> ScoreData | PairData:
+    """``data`` with predictions negated when they are lower-is-better, so higher always means better."""
+    if not direction.lower_is_better:
+        return data
+    if isinstance(data, PairData):
+        return dataclasses.replace(data, score_first=-data.score_first, score_second=-data.score_second)
+    return dataclasses.replace(data, pred=-data.pred)
+
+
 # -------------------------------------------------------------------------------------- results
 
 
@@ -186,16 +257,23 @@ class EvaluationResult:
 # ------------------------------------------------------------------------------------ protocols
 
 
+MIN_BOOTSTRAP_ITEMS = 10
+"""Below this many items a bootstrap CI is flagged: resamples of so few items repeat one or two of
+them, so the percentile interval is degenerate (n = 2 gives [1, 1] for any correlation)."""
+
 Replicates = dict[str, np.ndarray]
+Starts = dict[str, FittedMapping | None]
 
 
 @dataclass(frozen=True)
 class Protocol(abc.ABC):
     """Base class: subclasses define :meth:`statistics` and :meth:`replicates`.
 
-    ``statistics(data)`` gives the point estimates; ``replicates(data, w)`` the same statistics on the
-    bootstrap resamples given by the rows of the count matrix ``w`` (R, n). The main score is the
-    protocol's weighted sum of statistics, applied to point estimates and replicates alike.
+    ``statistics(data)`` gives the point estimates; ``replicates(data, w, starts)`` the same statistics
+    on the bootstrap resamples given by the rows of the count matrix ``w`` (R, n), where ``starts``
+    holds the mappings fitted to all items (:meth:`start_fits`), from which the resamples' fits
+    start. The main score is the protocol's weighted sum of statistics, applied to point estimates
+    and replicates alike.
     """
 
     name: ClassVar[str] = ""
@@ -212,8 +290,22 @@ class Protocol(abc.ABC):
         """Point estimates of every statistic of the protocol (``main`` excluded)."""
 
     @abc.abstractmethod
-    def replicates(self, data: ScoreData, w: np.ndarray) -> Replicates:
+    def replicates(self, data: ScoreData, w: np.ndarray, starts: Starts | None = None) -> Replicates:
         """Each statistic on the resamples given by the rows of the count matrix ``w`` (R, n)."""
+
+    def fitted_mappings(self) -> tuple[str, ...]:
+        """The nonlinear mappings whose PLCC the protocol reports (each refitted on every resample)."""
+        return ()
+
+    def start_fits(self, data: ScoreData | PairData) -> Starts:
+        """Each of :meth:`fitted_mappings` fitted to all items: the warm starts of the resamples' fits."""
+        out: Starts = {}
+        for m in self.fitted_mappings():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FitWarning)
+                ok = np.ptp(data.pred) > 0 and np.ptp(data.mos) > 0
+                out[m] = fit_mapping_or_fallback(data.pred, data.mos, m) if ok else None
+        return out
 
     def options(self) -> dict[str, object]:
         return asdict(self)
@@ -243,6 +335,10 @@ class Protocol(abc.ABC):
         notes += [f"{k} is undefined (NaN) on these data" for k, v in values.items() if not np.isfinite(v)]
         intervals: dict[str, ConfidenceInterval] = {}
         if bootstrap > 0:
+            small = small_sample_note(data.n)
+            if small:
+                warnings.warn(small, PerceptiqWarning, stacklevel=2)
+                notes.append(small)
             reps = self.bootstrap_replicates(data, bootstrap, seed)
             intervals = {
                 k: percentile_interval(values[k], r, confidence) for k, r in reps.items() if k in values
@@ -271,11 +367,12 @@ class Protocol(abc.ABC):
         """
         workers = workers or min(os.cpu_count() or 1, 4)
         chunks = list(iter_resample_counts(data.n, n_resamples, seed, n_chunks=workers))
+        starts = self.start_fits(data)
 
         def run(w: np.ndarray) -> Replicates:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FitWarning)
-                reps = self.replicates(data, w)
+                reps = self.replicates(data, w, starts)
             main = self.main(reps)
             return {"main": np.asarray(main), **reps} if main is not None else reps
 
@@ -287,6 +384,16 @@ class Protocol(abc.ABC):
         return {k: np.concatenate([r[k] for r in results]) for k in results[0]}
 
 
+def small_sample_note(n: int) -> str | None:
+    """The warning for a bootstrap CI on fewer than :data:`MIN_BOOTSTRAP_ITEMS` items, else None."""
+    if n >= MIN_BOOTSTRAP_ITEMS:
+        return None
+    return (
+        f"bootstrap intervals on only {n} items (fewer than {MIN_BOOTSTRAP_ITEMS}) mean little: "
+        "resamples repeat one or two items, so an interval can collapse to a point such as [1, 1]"
+    )
+
+
 def _per_resample(fn: Callable[[np.ndarray], float], w: np.ndarray) -> np.ndarray:
     out = np.empty(w.shape[0])
     for r in range(w.shape[0]):
@@ -294,8 +401,13 @@ def _per_resample(fn: Callable[[np.ndarray], float], w: np.ndarray) -> np.ndarra
     return out
 
 
-def _fitted_plcc(x: np.ndarray, y: np.ndarray, mapping: Mapping) -> float:
-    return stats.plcc(x, y, mapping=mapping) if np.ptp(x) > 0 and np.ptp(y) > 0 else float("nan")
+def _fitted_plcc_replicates(
+    data: ScoreData, w: np.ndarray, mapping: Mapping, starts: Starts | None
+) -> np.ndarray:
+    """PLCC after ``mapping`` refitted to every resample (all resamples fitted at once)."""
+    start = (starts or {}).get(mapping)
+    fitted = mapped_predictions_batch(data.pred, data.mos, w, mapping, start)
+    return weighted_pearson_rows(fitted, data.mos, w)
 
 
 def _check_mapping(mapping: str) -> None:
@@ -338,14 +450,15 @@ class CorrelationProtocol(Protocol):
     def statistics(self, data):
         return self._point(data)[0]
 
-    def replicates(self, data, w):
+    def fitted_mappings(self):
+        return () if self.plcc_mapping == "none" else (self.plcc_mapping,)
+
+    def replicates(self, data, w, starts=None):
         reps = {"srcc": weighted_spearman(data.pred, data.mos, w)}
         if self.plcc_mapping == "none":
             reps["plcc"] = weighted_pearson(data.pred, data.mos, w)
         else:
-            reps["plcc"] = _per_resample(
-                lambda i: _fitted_plcc(data.pred[i], data.mos[i], self.plcc_mapping), w
-            )
+            reps["plcc"] = _fitted_plcc_replicates(data, w, self.plcc_mapping, starts)
         return reps
 
 
@@ -432,21 +545,17 @@ class Generic(Protocol):
     def statistics(self, data):
         return self._point(data)[0]
 
-    def replicates(self, data, w):
+    def fitted_mappings(self):
+        return tuple(self.mappings)
+
+    def replicates(self, data, w, starts=None):
         x, y = data.pred, data.mos
         reps = {"srcc": weighted_spearman(x, y, w), "plcc": weighted_pearson(x, y, w)}
-        reps["krcc"] = _per_resample(lambda i: _safe(stats.krcc, x[i], y[i]), w)
+        reps["krcc"] = weighted_kendall(x, y, w)
         reps["rmse"] = np.sqrt((w @ (x - y) ** 2) / w.sum(axis=1))
         for m in self.mappings:
-            reps[f"plcc_{m}"] = _per_resample(lambda i, m=m: _fitted_plcc(x[i], y[i], m), w)
+            reps[f"plcc_{m}"] = _fitted_plcc_replicates(data, w, m, starts)
         return reps
-
-
-def _safe(fn: Callable[..., float], *args: np.ndarray) -> float:
-    try:
-        return fn(*args)
-    except InputError:
-        return float("nan")
 
 
 @PROTOCOLS.register("ntire25-t2i-alignment")
@@ -511,11 +620,14 @@ class NTIRE25T2IAlignment(Protocol):
     def statistics(self, data):
         return self._point(data)[0]
 
-    def replicates(self, data, w):
+    def fitted_mappings(self):
+        return (self.plcc_mapping,)
+
+    def replicates(self, data, w, starts=None):
         correct, counts = self._element_correct(data)
         return {
             "srcc": weighted_spearman(data.pred, data.mos, w),
-            "plcc": _per_resample(lambda i: _fitted_plcc(data.pred[i], data.mos[i], self.plcc_mapping), w),
+            "plcc": _fitted_plcc_replicates(data, w, self.plcc_mapping, starts),
             "acc": (w @ correct) / (w @ counts),
         }
 
@@ -574,7 +686,10 @@ class NTIRE25T2IStructure(Protocol):
     def statistics(self, data):
         return self._point(data)[0]
 
-    def replicates(self, data, w):
+    def fitted_mappings(self):
+        return () if self.plcc_mapping == "none" else (self.plcc_mapping,)
+
+    def replicates(self, data, w, starts=None):
         tp, fp, fn = self._counts(data)
         if self.f1_average == "pooled":
             stp, sfp, sfn = w @ tp, w @ fp, w @ fn
@@ -587,7 +702,7 @@ class NTIRE25T2IStructure(Protocol):
         if self.plcc_mapping == "none":
             plcc = weighted_pearson(data.pred, data.mos, w)
         else:
-            plcc = _per_resample(lambda i: _fitted_plcc(data.pred[i], data.mos[i], self.plcc_mapping), w)
+            plcc = _fitted_plcc_replicates(data, w, self.plcc_mapping, starts)
         return {"srcc": weighted_spearman(data.pred, data.mos, w), "plcc": plcc, "f1": f1}
 
 
@@ -622,7 +737,7 @@ class RealSR2AFC(Protocol):
     def statistics(self, data):
         return {k: float(v.mean()) for k, v in self._per_pair(data).items()}
 
-    def replicates(self, data, w):
+    def replicates(self, data, w, starts=None):
         total = w.sum(axis=1)
         return {k: (w @ v) / total for k, v in self._per_pair(data).items()}
 

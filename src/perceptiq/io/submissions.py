@@ -9,7 +9,8 @@
   ``first, second, p_first``) plus a predictions table keyed by image name.
 
 Pickles are loaded with an unpickler that only admits plain containers and numpy arrays, so a
-submission file cannot run code.
+submission file cannot run code, and that refuses an array whose declared size its data do not back
+(numpy itself checks the data against the shape when it fills the array).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from perceptiq.io.tables import (
     MOS_CANDIDATES,
     PRED_CANDIDATES,
     check_id_overlap,
+    check_table_size,
     join_tables,
     numeric_column,
     pick_column,
@@ -60,10 +62,31 @@ _ALLOWED_GLOBALS = {
 }
 
 
+# numpy pickles an array as _reconstruct(ndarray, (0,), ...) followed by its data; _reconstruct
+# allocates the shape it is given, so a crafted file could declare 10^12 elements it never sends.
+_MAX_DECLARED_ELEMENTS = 1 << 20
+
+
+def _guarded_reconstruct(reconstruct):  # noqa: ANN001, ANN202 - wraps numpy's private constructor
+    def build(subtype, shape, dtype):  # noqa: ANN001, ANN202
+        dims = (shape,) if isinstance(shape, int) else tuple(shape)
+        if not all(isinstance(d, int) and d >= 0 for d in dims):
+            raise pickle.UnpicklingError(f"array shape {shape!r} is not a tuple of sizes")
+        elements = int(np.prod(dims, dtype=object))
+        if elements > _MAX_DECLARED_ELEMENTS:
+            raise pickle.UnpicklingError(
+                f"declares an array of {elements:,} elements before its data (refused: numpy writes 0)"
+            )
+        return reconstruct(subtype, shape, dtype)
+
+    return build
+
+
 class _SafeUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):  # noqa: ANN201 - pickle API
         if (module, name) in _ALLOWED_GLOBALS:
-            return super().find_class(module, name)
+            found = super().find_class(module, name)
+            return _guarded_reconstruct(found) if name == "_reconstruct" else found
         raise pickle.UnpicklingError(f"refusing to load {module}.{name} (only containers and numpy arrays)")
 
 
@@ -72,10 +95,20 @@ def safe_load_pickle(path: str | Path) -> object:
     path = Path(path)
     if not path.exists():
         raise DataFileError(path, "file not found")
+    check_table_size(path)
     try:
         with path.open("rb") as fh:
             return _SafeUnpickler(io.BufferedReader(fh)).load()
-    except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, ImportError, IndexError) as err:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        AttributeError,
+        ValueError,
+        TypeError,
+        ImportError,
+        IndexError,
+        MemoryError,
+    ) as err:
         raise DataFileError(path, f"cannot be read as a pickle of scores and masks: {err}") from err
 
 
@@ -87,6 +120,7 @@ def read_evalmuse_json(path: str | Path) -> dict[str, tuple[float, dict[str, flo
     path = Path(path)
     if not path.exists():
         raise DataFileError(path, "file not found")
+    check_table_size(path)
     try:
         records = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -286,6 +320,14 @@ def load_pairs(
     scores = dict(zip(ids, numeric_column(pf, pc, pred_path, ids), strict=True))
     a = pairs[first].astype(str).str.strip()
     b = pairs[second].astype(str).str.strip()
+    same = (a == b).to_numpy()
+    if same.any():
+        row = int(np.flatnonzero(same)[0])
+        raise DataFileError(
+            pairs_path,
+            f"line {row + 2}: image {a.iloc[row]!r} is compared with itself "
+            f"({int(same.sum())} such pair(s)); a 2AFC pair needs two different images",
+        )
     known = a.isin(scores.keys()) & b.isin(scores.keys())
     if not known.all():
         missing = sorted(set(a[~a.isin(scores.keys())]) | set(b[~b.isin(scores.keys())]))

@@ -3,11 +3,15 @@
 Formats by suffix: ``.csv``, ``.tsv``, ``.jsonl``/``.ndjson`` (JSON Lines), ``.json`` (a list of
 records), ``.parquet``/``.pq``. Every problem raises :class:`~perceptiq.errors.DataFileError` with
 the file's path and a one-line reason.
+
+Tables are read whole into memory, so a file larger than :data:`MAX_TABLE_BYTES` (1 GiB) is refused
+before reading; the environment variable ``PERCEPTIQ_MAX_TABLE_BYTES`` raises (or lowers) the cap.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,12 +31,43 @@ __all__ = [
     "Joined",
     "join_tables",
     "check_id_overlap",
+    "MAX_TABLE_BYTES",
+    "max_table_bytes",
+    "check_table_size",
+    "TABLE_SUFFIXES",
+    "read_scorer",
 ]
 
 ID_CANDIDATES = ("id", "image", "img", "img_path", "image_name", "name", "filename", "file", "path")
 PRED_CANDIDATES = ("score", "pred", "prediction", "predicted", "quality", "total_score")
 MOS_CANDIDATES = ("mos", "dmos", "gt", "ground_truth", "label", "score", "total_score")
 STD_CANDIDATES = ("mos_std", "std", "sd")
+TABLE_SUFFIXES = (".csv", ".txt", ".tsv", ".jsonl", ".ndjson", ".json", ".parquet", ".pq")
+MAX_TABLE_BYTES = 1 << 30
+_MAX_BYTES_ENV = "PERCEPTIQ_MAX_TABLE_BYTES"
+
+
+def max_table_bytes() -> int:
+    """The table size cap in bytes: ``PERCEPTIQ_MAX_TABLE_BYTES`` when set, else :data:`MAX_TABLE_BYTES`."""
+    raw = os.environ.get(_MAX_BYTES_ENV, "").strip()
+    if not raw:
+        return MAX_TABLE_BYTES
+    try:
+        value = int(float(raw))
+    except ValueError:
+        raise DataFileError(_MAX_BYTES_ENV, f"must be a number of bytes, got {raw!r}") from None
+    return value
+
+
+def check_table_size(path: Path) -> None:
+    """Refuse a file above the table size cap (it would be read whole into memory)."""
+    size, cap = path.stat().st_size, max_table_bytes()
+    if size > cap:
+        raise DataFileError(
+            path,
+            f"{size:,} bytes exceeds the {cap:,}-byte cap on tables read into memory "
+            f"(set {_MAX_BYTES_ENV} to raise it)",
+        )
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -44,6 +79,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise DataFileError(path, "is a directory, expected a table file")
     if path.stat().st_size == 0:
         raise DataFileError(path, "file is empty")
+    check_table_size(path)
     suffix = path.suffix.lower()
     try:
         if suffix in (".csv", ".txt"):
@@ -61,6 +97,13 @@ def read_table(path: str | Path) -> pd.DataFrame:
                 ]
             if not isinstance(records, list):
                 raise DataFileError(path, "JSON must hold a list of records or an object keyed by id")
+            bad = next((k for k, r in enumerate(records) if not isinstance(r, dict)), None)
+            if bad is not None:
+                raise DataFileError(
+                    path,
+                    f"JSON list element {bad} is {type(records[bad]).__name__} {_clip(records[bad])}, "
+                    'expected an object (record) such as {"id": ..., "score": ...}',
+                )
             frame = pd.DataFrame.from_records(records)
         elif suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
@@ -80,9 +123,36 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return frame
 
 
+def _clip(value: object, width: int = 40) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def _first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return text[0] if text else type(err).__name__
+
+
+def read_scorer(path: str | Path) -> str | None:
+    """The ``scorer`` named in a ``perceptiq score`` output table, or None when it has no such column.
+
+    Non-table files (pickles, EvalMuse JSON that is not a record list) give None. Several scorers in
+    one file are an error: their scores are not on one scale.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in TABLE_SUFFIXES:
+        return None
+    try:
+        frame = read_table(path)
+    except DataFileError:
+        return None  # the reader of the protocol reports what is wrong with the file
+    column = next((c for c in frame.columns if c.lower() == "scorer"), None)
+    if column is None:
+        return None
+    names = sorted({str(v).strip() for v in frame[column].dropna()} - {""})
+    if len(names) > 1:
+        raise DataFileError(path, f"scores of several scorers in one file ({', '.join(names[:5])}): split it")
+    return names[0] if names else None
 
 
 def pick_column(

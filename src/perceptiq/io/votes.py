@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from perceptiq.errors import DataFileError
+from perceptiq.io.tables import check_table_size
 from perceptiq.ranking.paired import counts_from_pairs
 
 __all__ = ["VoteTable", "read_votes"]
@@ -57,6 +58,8 @@ class VoteTable:
 
 
 def _read_frame(path: Path) -> pd.DataFrame:
+    if path.is_file():
+        check_table_size(path)
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
     except FileNotFoundError:
