@@ -9,7 +9,6 @@ from rich.table import Table
 
 from perceptiq.cli._app import app
 from perceptiq.cli._common import console, handle_errors, print_json
-from perceptiq.models.budget import FIQA_MAX_MACS, FIQA_MAX_PARAMS, model_budget, parse_size, resolve_model
 
 
 @app.command("budget")
@@ -23,11 +22,11 @@ def budget_command(
     ],
     input_size: Annotated[str, typer.Option("--input", "-i", help="Forward input size: N or HxW.")] = "224",
     max_gmacs: Annotated[
-        float, typer.Option(help="MAC limit in G (face IQA challenge: 0.5).")
-    ] = FIQA_MAX_MACS / 1e9,
-    max_params_m: Annotated[float, typer.Option(help="Parameter limit in M (face IQA challenge: 5).")] = (
-        FIQA_MAX_PARAMS / 1e6
-    ),
+        float | None, typer.Option(help="MAC limit in G [default: the face IQA challenge's 0.5].")
+    ] = None,
+    max_params_m: Annotated[
+        float | None, typer.Option(help="Parameter limit in M [default: the face IQA challenge's 5].")
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the budget as JSON.")] = False,
 ) -> None:
     """Count parameters and multiply-accumulates of one forward pass at batch 1.
@@ -37,10 +36,18 @@ def budget_command(
 
     Example: perceptiq budget face_lite_mobilenetv3 --input 224
     """
-    size = parse_size(input_size)
-    budget = model_budget(
-        resolve_model(model), size, name=model, max_macs=max_gmacs * 1e9, max_params=max_params_m * 1e6
+    from perceptiq.models.budget import (
+        FIQA_MAX_MACS,
+        FIQA_MAX_PARAMS,
+        model_budget,
+        parse_size,
+        resolve_model,
     )
+
+    size = parse_size(input_size)
+    max_macs = FIQA_MAX_MACS if max_gmacs is None else max_gmacs * 1e9
+    max_params = FIQA_MAX_PARAMS if max_params_m is None else max_params_m * 1e6
+    budget = model_budget(resolve_model(model), size, name=model, max_macs=max_macs, max_params=max_params)
     if json_output:
         print_json(budget.to_dict())
         return

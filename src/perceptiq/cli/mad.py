@@ -3,10 +3,9 @@ Model Rankings, 2025, eq. 1)."""
 
 from __future__ import annotations
 
-import importlib
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -15,10 +14,9 @@ from rich.table import Table
 from perceptiq.cli._app import app
 from perceptiq.cli._common import console, err_console, fmt, handle_errors, parse_options
 from perceptiq.errors import InputError
-from perceptiq.io.mad_outputs import read_outputs_dir, write_pairs
-from perceptiq.metrics.base import create_metric
-from perceptiq.ranking.features import create_feature_extractor
-from perceptiq.ranking.mad import MadPairs, select_mad_pairs
+
+if TYPE_CHECKING:  # metrics and feature extractors import torch: loaded only when MAD runs (fast --help)
+    from perceptiq.ranking.mad import MadPairs
 
 __all__ = ["mad"]
 
@@ -122,7 +120,10 @@ def mad(
     picked. Writes pair_id, method_a, method_b, input, path_a, path_b, d1, d2_mean, objective,
     rank_in_pair.
     """
-    importlib.import_module("perceptiq.metrics.fr")  # registers the full-reference metrics
+    from perceptiq.io.mad_outputs import read_outputs_dir, write_pairs
+    from perceptiq.metrics import create_metric  # registers every metric
+    from perceptiq.ranking.features import create_feature_extractor
+    from perceptiq.ranking.mad import select_mad_pairs
 
     if out.suffix.lower() not in (".csv", ".json"):
         raise InputError(f"{out}: --out must end in .csv or .json")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -13,9 +13,10 @@ from rich.table import Table
 from perceptiq.cli._app import app
 from perceptiq.cli._common import console, fmt, handle_errors, print_json
 from perceptiq.errors import DataFileError, PerceptiqError
-from perceptiq.io.votes import read_votes
-from perceptiq.ranking.paired import PairedComparisonResult, fit_paired
-from perceptiq.ranking.stability import StabilityResult, ranking_stability
+
+if TYPE_CHECKING:  # the solvers import scipy; loaded only when a ranking runs (fast --help)
+    from perceptiq.ranking.paired import PairedComparisonResult
+    from perceptiq.ranking.stability import StabilityResult
 
 __all__ = ["rank"]
 
@@ -129,6 +130,10 @@ def rank(
     plot: PlotOpt = None,
 ) -> None:
     """Rank items (e.g. SR methods) by Thurstone Case V or Bradley-Terry maximum likelihood, with CIs."""
+    from perceptiq.io.votes import read_votes
+    from perceptiq.ranking.paired import fit_paired
+    from perceptiq.ranking.stability import ranking_stability
+
     table = read_votes(votes, raters=raters)
     try:
         result = fit_paired(
