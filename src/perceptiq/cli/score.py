@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -14,11 +14,11 @@ from perceptiq._registry import REQUIRED
 from perceptiq.cli._app import app
 from perceptiq.cli._common import console, err_console, fmt, handle_errors, parse_options, print_json
 from perceptiq.errors import InputError
-from perceptiq.functional._color import COLOR_SPACES
-from perceptiq.functional.patches import InputPolicy
-from perceptiq.io.images import DEFAULT_MAX_BYTES, LoadedImage, scan_images
-from perceptiq.models._base import DEFAULT_MODEL
-from perceptiq.scoring import metric_scorer, model_scorer, pair_references, score_files
+from perceptiq.functional._color_names import COLOR_SPACES
+
+if TYPE_CHECKING:  # decoding and scoring import torch: loaded only when a command runs (fast --help)
+    from perceptiq.functional.patches import InputPolicy
+    from perceptiq.io.images import LoadedImage
 
 
 def _progress(items: Iterator[LoadedImage], total: int) -> Iterator[LoadedImage]:
@@ -31,6 +31,8 @@ def _progress(items: Iterator[LoadedImage], total: int) -> Iterator[LoadedImage]
 
 
 def _policy(mode: str, tile: int, patches: int, seed: int) -> InputPolicy | None:
+    from perceptiq.functional.patches import InputPolicy
+
     if mode == "full":
         return None
     return InputPolicy(mode=mode, tile_size=tile, num_patches=patches, seed=seed, border="shift")
@@ -93,8 +95,11 @@ def score_command(
         int | None, typer.Option(help="Refuse images with more pixels (bomb guard).")
     ] = None,
     max_bytes: Annotated[
-        int, typer.Option(min=1, help="Refuse files larger than this many bytes (checked before reading).")
-    ] = DEFAULT_MAX_BYTES,
+        int | None,
+        typer.Option(
+            min=1, help="Refuse files larger than this many bytes, checked before reading [default: 1 GiB]."
+        ),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
 ) -> None:
     """Score images with a metric or a learned model (default: perceptiq_nr); broken images are reported.
@@ -115,8 +120,14 @@ def score_command(
 
     Example: perceptiq score sr/ --ref hr/ --metric psnr --option color=y --option crop_border=4
     """
+    from perceptiq.io.images import DEFAULT_MAX_BYTES, scan_images
+    from perceptiq.models._base import DEFAULT_MODEL
+    from perceptiq.scoring import metric_scorer, model_scorer, pair_references, score_files
+
     if metric is not None and (model is not None or weights is not None or allow_random_weights):
         raise InputError("name either --metric or --model/--weights/--allow-random-weights, not both")
+    if max_bytes is None:
+        max_bytes = DEFAULT_MAX_BYTES
     files, unsupported = scan_images(paths)
     if not files:
         raise InputError(f"no image files found in {', '.join(map(str, paths))}")

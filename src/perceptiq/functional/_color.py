@@ -21,12 +21,11 @@ tensors on the same device and dtype. Conventions:
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 import torch
 
 from perceptiq.errors import InputError
+from perceptiq.functional._color_names import COLOR_SPACES, GREY_COLOR_SPACES, ColorSpace, GreyColorSpace
 
 __all__ = [
     "ColorSpace",
@@ -44,17 +43,6 @@ __all__ = [
     "to_color_space",
 ]
 
-ColorSpace = Literal["rgb", "y", "gray"]
-GreyColorSpace = Literal["y", "gray"]
-
-COLOR_SPACES: dict[str, str] = {
-    "rgb": "the three RGB channels",
-    "y": "BT.601 luma of MATLAB rgb2ycbcr, the Y channel of super-resolution papers",
-    "gray": "MATLAB rgb2gray, 0.2989 R + 0.5870 G + 0.1140 B",
-}
-"""The one vocabulary of the ``color`` option of metrics, with what each name means."""
-GREY_COLOR_SPACES: tuple[str, ...] = ("gray", "y")
-"""The ``color`` values of metrics computed on one grey channel."""
 
 _NTSC_YIQ_TO_RGB = np.array([[1.0, 0.956, 0.621], [1.0, -0.272, -0.647], [1.0, -1.106, 1.703]])
 GRAY_WEIGHTS: tuple[float, float, float] = tuple(float(v) for v in np.linalg.inv(_NTSC_YIQ_TO_RGB)[0])
