@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import typer
@@ -14,23 +14,9 @@ from rich.table import Table
 from perceptiq.cli._app import app
 from perceptiq.cli._common import console, err_console, fmt, handle_errors, parse_options, print_json
 from perceptiq.errors import DataFileError, InputError, PerceptiqWarning
-from perceptiq.evaluation.compare import compare_models
-from perceptiq.evaluation.fitting import MIN_ITEMS
-from perceptiq.evaluation.protocols import (
-    PROTOCOLS,
-    Direction,
-    EvaluationResult,
-    PairData,
-    Protocol,
-    ScoreData,
-    create_protocol,
-    list_protocols,
-    orient,
-    score_direction,
-)
-from perceptiq.evaluation.report import write_json, write_report
-from perceptiq.io.submissions import load_for_protocol
-from perceptiq.io.tables import read_scorer
+
+if TYPE_CHECKING:  # statistics import scipy: loaded only when a command runs (fast --help)
+    from perceptiq.evaluation.protocols import Direction, EvaluationResult, PairData, Protocol, ScoreData
 
 PredArg = Annotated[
     Path,
@@ -86,6 +72,9 @@ LowerOpt = Annotated[
 
 
 def _direction(path: Path, lower_is_better: bool) -> Direction:
+    from perceptiq.evaluation.protocols import score_direction
+    from perceptiq.io.tables import read_scorer
+
     try:
         return score_direction(read_scorer(path), lower_is_better)
     except DataFileError:
@@ -95,6 +84,8 @@ def _direction(path: Path, lower_is_better: bool) -> Direction:
 
 
 def _build_protocol(name: str, plcc_mapping: str | None, option: list[str] | None) -> Protocol:
+    from perceptiq.evaluation.protocols import PROTOCOLS, create_protocol
+
     options = parse_options(option)
     if plcc_mapping is not None:
         fields = {f.name for f in dataclasses.fields(PROTOCOLS.get(name))}
@@ -106,6 +97,9 @@ def _build_protocol(name: str, plcc_mapping: str | None, option: list[str] | Non
 
 def _check_evaluable(protocol: Protocol, data: ScoreData | PairData, pred_path: Path, gt_path: Path) -> None:
     """Refuse data on which the protocol's statistics are undefined, naming the file at fault."""
+    from perceptiq.evaluation.fitting import MIN_ITEMS
+    from perceptiq.evaluation.protocols import PairData
+
     if data.n < 2:
         raise DataFileError(pred_path, f"only {data.n} item(s) matched: at least 2 are needed")
     if isinstance(data, PairData):
@@ -179,6 +173,10 @@ def evaluate_command(
 
     Example: perceptiq evaluate preds.csv mos.csv --protocol isrg-q-2025 --bootstrap 1000
     """
+    from perceptiq.evaluation.protocols import ScoreData, orient
+    from perceptiq.evaluation.report import write_report
+    from perceptiq.io.submissions import load_for_protocol
+
     proto = _build_protocol(protocol, plcc_mapping, option)
     data, notes = load_for_protocol(
         proto,
@@ -257,6 +255,11 @@ def compare_command(
 
     Example: perceptiq compare a.csv b.csv mos.csv --protocol vquala25-fiqa
     """
+    from perceptiq.evaluation.compare import compare_models
+    from perceptiq.evaluation.protocols import orient
+    from perceptiq.evaluation.report import write_json
+    from perceptiq.io.submissions import load_for_protocol
+
     proto = _build_protocol(protocol, plcc_mapping, option)
     kwargs = {"id_col": id_col, "pred_col": pred_col, "gt_col": gt_col, "gt_id_col": gt_id_col}
     data_a, notes_a = load_for_protocol(
@@ -321,6 +324,8 @@ def compare_command(
 
 
 def _common_items(a, b, path_a: Path, path_b: Path, allow_missing: bool):
+    from perceptiq.evaluation.protocols import PairData
+
     ids_a = a.pair_ids if isinstance(a, PairData) else a.ids
     ids_b = b.pair_ids if isinstance(b, PairData) else b.ids
     if len(ids_a) == len(ids_b) and np.array_equal(ids_a, ids_b):
@@ -337,6 +342,8 @@ def _common_items(a, b, path_a: Path, path_b: Path, allow_missing: bool):
 
 
 def _subset(data, ids):
+    from perceptiq.evaluation.protocols import PairData
+
     index = {k: n for n, k in enumerate(data.pair_ids if isinstance(data, PairData) else data.ids)}
     rows = np.array([index[k] for k in ids], dtype=np.int64)
     if isinstance(data, PairData):
@@ -355,6 +362,8 @@ def _subset(data, ids):
 @app.command("protocols")
 def protocols_command(json_output: JsonOpt = False) -> None:
     """List the evaluation protocols with their main score and options."""
+    from perceptiq.evaluation.protocols import PROTOCOLS, list_protocols
+
     rows = []
     for name in list_protocols():
         cls = PROTOCOLS.get(name)

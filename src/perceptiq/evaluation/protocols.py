@@ -176,7 +176,8 @@ def score_direction(scorer: str | None, lower_is_better: bool = False) -> Direct
     so lower-is-better scores are negated before evaluation. A flag that contradicts a metric's own
     direction is an error.
     """
-    from perceptiq.metrics import METRICS  # lazily: metrics import torch
+    if scorer is not None:
+        from perceptiq.metrics import METRICS  # only for a score file: metrics import torch
 
     if scorer is not None and scorer in METRICS:
         metric_lower = bool(getattr(METRICS.get(scorer), "lower_is_better", False))

@@ -9,8 +9,12 @@ and MAD competition (:mod:`perceptiq.ranking.mad`, eq. 1 of Chen et al., Learnin
 to choose the pairs to show people.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from perceptiq.ranking._graph import DisconnectedComparisonsError, check_comparison_graph
-from perceptiq.ranking.mad import mad_select, select_mad_pairs
 from perceptiq.ranking.paired import (
     PairedComparisonResult,
     bootstrap_scores,
@@ -23,6 +27,10 @@ from perceptiq.ranking.paired import (
     thurstone,
 )
 from perceptiq.ranking.stability import StabilityResult, ranking_stability
+
+if TYPE_CHECKING:
+    from perceptiq.ranking.mad import mad_select as mad_select
+    from perceptiq.ranking.mad import select_mad_pairs as select_mad_pairs
 
 __all__ = [
     "mad_select",
@@ -41,3 +49,10 @@ __all__ = [
     "StabilityResult",
     "thurstone",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """MAD selection is loaded on first use: it imports torch, which ranking from votes does not need."""
+    if name in ("mad_select", "select_mad_pairs"):
+        return getattr(importlib.import_module("perceptiq.ranking.mad"), name)
+    raise AttributeError(f"module 'perceptiq.ranking' has no attribute {name!r}")

@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 from scipy import special
 from scipy.sparse import csr_array
 
@@ -58,54 +57,47 @@ class Link:
     start_weight: Callable[[np.ndarray], np.ndarray]
 
 
-# The elementwise transcendental functions run through torch (vectorised and threaded on the CPU): on the
-# pair vectors of large designs they dominate the solver's time, and NumPy's exp / log1p / erfc are several
-# times slower. torch works on the NumPy buffers without copies; the results are float64 throughout.
+# The link functions are elementwise NumPy / scipy.special ufuncs on the pair vectors, in float64.
 
 
 def _probit_derivatives(
     d: np.ndarray, log_pos: np.ndarray, log_neg: np.ndarray, wab: np.ndarray, wba: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    td = torch.from_numpy(d)
-    log_pdf = -0.5 * td * td - _HALF_LOG_2PI
-    mills_pos = torch.exp(log_pdf - torch.from_numpy(log_pos))  # phi / Phi in log space
-    mills_neg = torch.exp(log_pdf - torch.from_numpy(log_neg))
-    t_ab, t_ba = torch.from_numpy(wab), torch.from_numpy(wba)
-    slope = t_ab * mills_pos - t_ba * mills_neg
-    weight = t_ab * mills_pos * (td + mills_pos) + t_ba * mills_neg * (mills_neg - td)
-    return slope.numpy(), weight.numpy()
+    log_pdf = -0.5 * d * d - _HALF_LOG_2PI
+    mills_pos = np.exp(log_pdf - log_pos)  # phi / Phi in log space
+    mills_neg = np.exp(log_pdf - log_neg)
+    slope = wab * mills_pos - wba * mills_neg
+    weight = wab * mills_pos * (d + mills_pos) + wba * mills_neg * (mills_neg - d)
+    return slope, weight
 
 
 def _logit_derivatives(
     d: np.ndarray, log_pos: np.ndarray, log_neg: np.ndarray, wab: np.ndarray, wba: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    td = torch.from_numpy(d)
-    win, lose = torch.sigmoid(td), torch.sigmoid(-td)  # sigma(d), sigma(-d) = (log sigma)'(d)
-    t_ab, t_ba = torch.from_numpy(wab), torch.from_numpy(wba)
-    return (t_ab * lose - t_ba * win).numpy(), ((t_ab + t_ba) * (win * lose)).numpy()
+    win, lose = special.expit(d), special.expit(-d)  # sigma(d), sigma(-d) = (log sigma)'(d)
+    return wab * lose - wba * win, (wab + wba) * (win * lose)
 
 
 def _normal_log_cdf_both(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(log Phi(d), log Phi(-d))``: the tail ``Phi(-|d|)`` by ``erfc`` (``log_ndtr`` beyond 30 sd, where
     it would underflow), the other side by ``log1p(-tail)``; accurate on both sides and cheaper than two
     ``log_ndtr`` calls."""
-    td = torch.from_numpy(d)
-    a = td.abs()
-    tail = 0.5 * torch.special.erfc(a * _SQRT_HALF)
-    small = torch.log(tail)
+    a = np.abs(d)
+    tail = 0.5 * special.erfc(a * _SQRT_HALF)
     far = a > 30.0
-    if bool(far.any()):
-        small[far] = torch.special.log_ndtr(-a[far])
-    large = torch.log1p(-tail)
-    positive = td >= 0
-    return torch.where(positive, large, small).numpy(), torch.where(positive, small, large).numpy()
+    with np.errstate(divide="ignore"):
+        small = np.log(tail)
+    if far.any():
+        small[far] = special.log_ndtr(-a[far])
+    large = np.log1p(-tail)
+    positive = d >= 0
+    return np.where(positive, large, small), np.where(positive, small, large)
 
 
 def _logistic_log_cdf_both(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(log sigma(d), log sigma(-d))`` from one shared ``log1p(exp(-|d|))``, exact on both sides."""
-    td = torch.from_numpy(d)
-    shared = torch.log1p(torch.exp(-td.abs()))
-    return (-(shared + torch.clamp(-td, min=0.0))).numpy(), (-(shared + torch.clamp(td, min=0.0))).numpy()
+    shared = np.log1p(np.exp(-np.abs(d)))
+    return -(shared + np.maximum(-d, 0.0)), -(shared + np.maximum(d, 0.0))
 
 
 def _normal_start_weight(p: np.ndarray) -> np.ndarray:
@@ -114,7 +106,7 @@ def _normal_start_weight(p: np.ndarray) -> np.ndarray:
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
-    return torch.logit(torch.from_numpy(p)).numpy()
+    return special.logit(p)
 
 
 def _logistic_start_weight(p: np.ndarray) -> np.ndarray:
