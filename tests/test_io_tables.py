@@ -236,3 +236,27 @@ def test_a_2afc_pair_of_an_image_with_itself_is_refused(tmp_path):
     pp, vp = _write(tmp_path, "pred.csv", preds), _write(tmp_path, "votes.csv", pairs)
     with pytest.raises(DataFileError, match=r"votes\.csv: line 3: image 'b.png' is compared with itself"):
         load_pairs(pp, vp)
+
+
+def test_score_output_paths_join_a_manifest_relative_to_its_folder(tmp_path):
+    """perceptiq score writes absolute paths; a manifest names the same files relative to its folder."""
+    data = tmp_path / "data"
+    (data / "img").mkdir(parents=True)
+    names = ["a.png", "b.png", "c.png"]
+    pd.DataFrame({"image": [f"img/{n}" for n in names], "mos": [1.0, 3.0, 2.0]}).to_csv(
+        data / "manifest.csv", index=False
+    )
+    elsewhere = tmp_path / "runs"
+    elsewhere.mkdir()
+    absolute = [os.path.join(str(data), "img", n) for n in ("c.png", "a.png", "b.png")]
+    pd.DataFrame({"image": absolute, "score": [20.0, 10.0, 30.0]}).to_csv(elsewhere / "s.csv", index=False)
+    joined = join_tables(elsewhere / "s.csv", data / "manifest.csv")
+    assert joined.matched_as_paths
+    assert joined.ids.tolist() == ["img/a.png", "img/b.png", "img/c.png"]  # the manifest's ids and order
+    np.testing.assert_array_equal(joined.pred, [10.0, 30.0, 20.0])
+    np.testing.assert_array_equal(joined.mos, [1.0, 3.0, 2.0])
+    # ids equal as written are joined as written
+    pd.DataFrame({"image": [f"img/{n}" for n in names], "score": [1, 2, 3]}).to_csv(
+        elsewhere / "same.csv", index=False
+    )
+    assert not join_tables(elsewhere / "same.csv", data / "manifest.csv").matched_as_paths

@@ -384,6 +384,11 @@ def load_for_protocol(
         allow_missing=allow_missing,
     )
     notes = []
+    if joined.matched_as_paths:
+        notes.append(
+            "ids matched as file paths (relative paths taken from the folder of their table); "
+            f"ids shown as in {Path(gt_path).name}"
+        )
     if joined.dropped_gt or joined.dropped_pred:
         notes.append(
             f"evaluated the {joined.ids.size} common ids; dropped {len(joined.dropped_gt)} ground-truth "

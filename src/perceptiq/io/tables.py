@@ -230,6 +230,31 @@ def check_id_overlap(
     return only_pred, only_gt
 
 
+def path_keys(ids: pd.Series, table: str | Path) -> pd.Series:
+    """Ids read as file paths: absolute, with relative ones taken from the folder of ``table``.
+
+    ``perceptiq score`` writes absolute image paths and a manifest holds paths relative to its own
+    folder; both name the same file once resolved this way (no file is opened, links are not followed).
+    """
+    base = Path(table).resolve().parent
+    return ids.map(lambda value: os.path.normpath(os.path.join(base, value)))
+
+
+def _matching_ids(
+    p_ids: pd.Series, g_ids: pd.Series, pred_path: str | Path, gt_path: str | Path
+) -> tuple[pd.Series, pd.Series, bool]:
+    """The id keys to join on: the ids as written, or, when that leaves ids unmatched and more match
+    as file paths (see :func:`path_keys`), the resolved paths; the flag says which."""
+    exact = len(set(p_ids) & set(g_ids))
+    if exact == len(g_ids) == len(p_ids):
+        return p_ids, g_ids, False
+    p_paths, g_paths = path_keys(p_ids, pred_path), path_keys(g_ids, gt_path)
+    by_path = len(set(p_paths) & set(g_paths))
+    if by_path > exact and not p_paths.duplicated().any() and not g_paths.duplicated().any():
+        return p_paths, g_paths, True
+    return p_ids, g_ids, False
+
+
 @dataclass(frozen=True)
 class Joined:
     """Predictions and ground truth matched by id (in the ground truth's row order)."""
@@ -242,6 +267,7 @@ class Joined:
     gt_frame: pd.DataFrame
     dropped_pred: tuple[str, ...] = ()
     dropped_gt: tuple[str, ...] = ()
+    matched_as_paths: bool = False
 
 
 def join_tables(
@@ -261,7 +287,9 @@ def join_tables(
 
     Ids are compared as stripped strings. Ids present in only one table are an error naming how many
     and a few examples, unless ``allow_missing`` (then the intersection is used and the dropped ids
-    are returned). Duplicate ids and missing/non-numeric values are errors.
+    are returned). Duplicate ids and missing/non-numeric values are errors. Ids that are file paths
+    match when they name the same file (:func:`path_keys`), so the absolute paths of a ``perceptiq
+    score`` output join a manifest's paths relative to its folder; the ground truth's ids are kept.
     """
     pf = read_table(pred_path) if pred_frame is None else pred_frame
     gf = read_table(gt_path) if gt_frame is None else gt_frame
@@ -270,13 +298,14 @@ def join_tables(
     pcol = pick_column(pf, pred_path, pred_col, PRED_CANDIDATES, "prediction", exclude=(pid,))
     gcol = pick_column(gf, gt_path, gt_col, MOS_CANDIDATES, "ground-truth (MOS)", exclude=(gid,))
     p_ids, g_ids = _ids(pf, pid, pred_path), _ids(gf, gid, gt_path)
-    only_pred, only_gt = check_id_overlap(set(p_ids), set(g_ids), pred_path, gt_path, allow_missing, "id")
-    common = g_ids[g_ids.isin(set(p_ids))]
+    p_keys, g_keys, as_paths = _matching_ids(p_ids, g_ids, pred_path, gt_path)
+    only_pred, only_gt = check_id_overlap(set(p_keys), set(g_keys), pred_path, gt_path, allow_missing, "id")
+    common = g_keys[g_keys.isin(set(p_keys))]
     if common.empty:
         raise DataFileError(pred_path, f"no id in common with {gt_path} (id columns {pid!r} and {gid!r})")
-    pf = pf.assign(_pq_id=p_ids).set_index("_pq_id").loc[common.to_numpy()]
-    gf = gf.assign(_pq_id=g_ids).set_index("_pq_id").loc[common.to_numpy()]
-    ids = common.to_numpy()
+    pf = pf.assign(_pq_id=p_keys).set_index("_pq_id").loc[common.to_numpy()]
+    gf = gf.assign(_pq_id=g_keys).set_index("_pq_id").loc[common.to_numpy()]
+    ids = g_ids.loc[common.index].to_numpy()
     std = None
     std_name = std_col or next((c for c in gf.columns if c.lower() in STD_CANDIDATES), None)
     if std_name is not None:
@@ -292,4 +321,5 @@ def join_tables(
         gt_frame=gf,
         dropped_pred=tuple(only_pred),
         dropped_gt=tuple(only_gt),
+        matched_as_paths=as_paths,
     )
