@@ -350,12 +350,15 @@ class UltraFRModel(QualityModel):
         return self.out(self.transformer(tokens)[:, 0]).view(b, d, cfg.levels)
 
     def _draws(
-        self, candidates: list[torch.Tensor], count: int, generator: torch.Generator | None
+        self, candidates: list[torch.Tensor], count: int, generators: list[torch.Generator | None]
     ) -> torch.Tensor:
-        """Boxes (B, count, R, 4): draw after draw, image after image, from ``generator``."""
+        """Boxes (B, count, R, 4): draw after draw, image b from ``generators[b]``."""
         draws = [
             torch.stack(
-                [c[sample_regions(c.shape[0], self.config.num_regions, generator)] for c in candidates]
+                [
+                    c[sample_regions(c.shape[0], self.config.num_regions, g)]
+                    for c, g in zip(candidates, generators, strict=True)
+                ]
             )
             for _ in range(count)
         ]
@@ -374,7 +377,8 @@ class UltraFRModel(QualityModel):
         """Histogram logits (B, levels) of one region draw (training: KL to the min-variance histogram)."""
         reference = self._check(images, reference)
         sr, hr = self.pyramids(images, reference)
-        boxes = self._draws(self.candidates(reference), 1, generator)
+        candidates = self.candidates(reference)
+        boxes = self._draws(candidates, 1, [generator] * len(candidates))
         return self.region_logits(sr, hr, boxes, tuple(images.shape[-2:]))[:, 0]
 
     def histogram(
@@ -395,10 +399,11 @@ class UltraFRModel(QualityModel):
         n = self.config.num_samplings if num_samplings is None else num_samplings
         if n < 1:
             raise InputError(f"num_samplings must be >= 1, got {n}")
-        generator = torch.Generator().manual_seed(self.config.seed if seed is None else seed)
+        seed = self.config.seed if seed is None else seed
         sr, hr = self.pyramids(images, reference)
         candidates = self.candidates(reference)
-        boxes = self._draws(candidates, n, generator)
+        # One generator per image: an image's draws, hence its score, do not depend on its batch.
+        boxes = self._draws(candidates, n, [torch.Generator().manual_seed(seed) for _ in candidates])
         size = tuple(images.shape[-2:])
         chunk = max(1, max_rois // (boxes.shape[0] * boxes.shape[2]))
         probs = [
