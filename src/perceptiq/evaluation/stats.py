@@ -24,7 +24,7 @@ import scipy.stats
 from numpy.typing import ArrayLike
 
 from perceptiq.errors import InputError, UndefinedStatisticError
-from perceptiq.evaluation.fitting import Mapping, fit_mapping_or_fallback
+from perceptiq.evaluation.fitting import FittedMapping, Mapping, fit_mapping_or_fallback
 
 __all__ = [
     "as_vector",
@@ -33,6 +33,7 @@ __all__ = [
     "srcc",
     "krcc",
     "plcc",
+    "fitted_plcc",
     "rmse",
     "outlier_ratio",
     "preference",
@@ -155,7 +156,30 @@ def plcc(
         return _undefined(f"PLCC: {reason}", strict)
     if mapping == "none":
         return pearson(x, y)
-    fitted = fit_mapping_or_fallback(x, y, mapping, strict=strict)
+    return fitted_plcc(x, y, fit_mapping_or_fallback(x, y, mapping, strict=strict), mapping, strict=strict)
+
+
+def fitted_plcc(
+    pred: ArrayLike,
+    mos: ArrayLike,
+    fitted: FittedMapping | None,
+    mapping: Mapping,
+    *,
+    strict: bool = False,
+) -> float:
+    """:func:`plcc` through ``fitted``, the ``mapping`` already fitted to these data (None: the fit
+    was undefined), for a caller that keeps the fitted mapping and so need not fit it twice.
+
+    Example:
+        >>> from perceptiq.evaluation.fitting import fit_mapping
+        >>> x, y = [1.0, 2.0, 3.0, 4.0], [2.0, 4.0, 6.0, 9.0]
+        >>> fitted_plcc(x, y, fit_mapping(x, y, "linear"), "linear") == plcc(x, y, mapping="linear")
+        True
+    """
+    x, y = _pair(pred, mos)
+    reason = _degenerate_reason(x, y)
+    if reason:
+        return _undefined(f"PLCC: {reason}", strict)
     if fitted is None:
         return _undefined(f"PLCC ({mapping}): too few items or degenerate data for the fit", strict)
     yhat = fitted(x)

@@ -312,7 +312,8 @@ class Protocol(abc.ABC):
             raise UndefinedStatisticError(f"protocol {self.name!r}: needs at least 2 items, got {data.n}")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", FitWarning)
-            values, mapping = self._point(data)
+            values, fits = self._point(data)
+        mapping = next((f for f in fits.values() if f is not None), None)
         notes = [str(w.message) for w in caught if issubclass(w.category, FitWarning)]
         main = self.main(values)
         if main is not None:
@@ -324,7 +325,7 @@ class Protocol(abc.ABC):
             if small:
                 warnings.warn(small, PerceptiqWarning, stacklevel=2)
                 notes.append(small)
-            reps = self.bootstrap_replicates(data, bootstrap, seed)
+            reps = self.bootstrap_replicates(data, bootstrap, seed, starts=fits)
             intervals = {
                 k: percentile_interval(values[k], r, confidence) for k, r in reps.items() if k in values
             }
@@ -339,20 +340,30 @@ class Protocol(abc.ABC):
             mapping=mapping,
         )
 
-    def _point(self, data: ScoreData) -> tuple[dict[str, float], FittedMapping | None]:
-        return self.statistics(data), None
+    def _point(self, data: ScoreData) -> tuple[dict[str, float], Starts]:
+        """Point estimates and the mappings fitted to all items for them, by name (None: undefined)."""
+        return self.statistics(data), {}
 
     def bootstrap_replicates(
-        self, data: ScoreData | PairData, n_resamples: int, seed: int | None, *, workers: int | None = None
+        self,
+        data: ScoreData | PairData,
+        n_resamples: int,
+        seed: int | None,
+        *,
+        workers: int | None = None,
+        starts: Starts | None = None,
     ) -> Replicates:
         """Replicates of every statistic (and ``main``) over ``n_resamples`` resamples of the items.
 
         Resamples are drawn in order from one seeded stream, then chunks are evaluated in ``workers``
         threads (default: the CPU count, at most 4); numpy releases the GIL in the heavy kernels.
+        ``starts`` are the mappings already fitted to all items (as :meth:`start_fits` gives them),
+        so that a caller holding them does not fit them again.
         """
         workers = workers or min(os.cpu_count() or 1, 4)
         chunks = list(iter_resample_counts(data.n, n_resamples, seed, n_chunks=workers))
-        starts = self.start_fits(data)
+        if starts is None or not set(self.fitted_mappings()) <= set(starts):
+            starts = self.start_fits(data)
 
         def run(w: np.ndarray) -> Replicates:
             with warnings.catch_warnings():
@@ -388,6 +399,26 @@ def _fitted_plcc_replicates(
     return weighted_pearson_rows(fitted, data.mos, w)
 
 
+def _srcc_plcc(data: ScoreData, mapping: Mapping) -> tuple[dict[str, float], Starts]:
+    """SRCC and PLCC after ``mapping`` (fitted once; "none" = raw Pearson), with the fit by name."""
+    srcc = stats.srcc(data.pred, data.mos)
+    if mapping == "none":
+        return {"srcc": srcc, "plcc": stats.plcc(data.pred, data.mos)}, {}
+    fitted = fit_mapping_or_fallback(data.pred, data.mos, mapping)
+    return {"srcc": srcc, "plcc": stats.fitted_plcc(data.pred, data.mos, fitted, mapping)}, {mapping: fitted}
+
+
+def _srcc_plcc_replicates(
+    data: ScoreData, w: np.ndarray, mapping: Mapping, starts: Starts | None
+) -> Replicates:
+    """:func:`_srcc_plcc` on the resamples given by the rows of the count matrix ``w``."""
+    if mapping == "none":
+        plcc = weighted_pearson(data.pred, data.mos, w)
+    else:
+        plcc = _fitted_plcc_replicates(data, w, mapping, starts)
+    return {"srcc": weighted_spearman(data.pred, data.mos, w), "plcc": plcc}
+
+
 def _check_mapping(mapping: str) -> None:
     if mapping not in MAPPINGS:
         raise InputError(f"unknown PLCC mapping {mapping!r}; choose from {', '.join(MAPPINGS)}")
@@ -412,18 +443,7 @@ class CorrelationProtocol(Protocol):
         return self.srcc_weight * values["srcc"] + self.plcc_weight * values["plcc"]
 
     def _point(self, data):
-        mapping = None
-        if self.plcc_mapping != "none":
-            mapping = fit_mapping_or_fallback(data.pred, data.mos, self.plcc_mapping)
-        values = {
-            "srcc": stats.srcc(data.pred, data.mos),
-            "plcc": stats.plcc(data.pred, data.mos, mapping=self.plcc_mapping),
-        }
-        values.update(self._extra_point(data))
-        return values, mapping
-
-    def _extra_point(self, data) -> dict[str, float]:
-        return {}
+        return _srcc_plcc(data, self.plcc_mapping)
 
     def statistics(self, data):
         return self._point(data)[0]
@@ -432,12 +452,7 @@ class CorrelationProtocol(Protocol):
         return () if self.plcc_mapping == "none" else (self.plcc_mapping,)
 
     def replicates(self, data, w, starts=None):
-        reps = {"srcc": weighted_spearman(data.pred, data.mos, w)}
-        if self.plcc_mapping == "none":
-            reps["plcc"] = weighted_pearson(data.pred, data.mos, w)
-        else:
-            reps["plcc"] = _fitted_plcc_replicates(data, w, self.plcc_mapping, starts)
-        return reps
+        return _srcc_plcc_replicates(data, w, self.plcc_mapping, starts)
 
 
 PROTOCOLS: Registry[Protocol] = Registry("protocol")

@@ -50,14 +50,12 @@ class Generic(Protocol):
             "plcc": stats.plcc(x, y),
             "rmse": stats.rmse(x, y),
         }
-        mapping = None
+        fits = {}
         for m in self.mappings:
             fitted = fit_mapping_or_fallback(x, y, m) if np.ptp(x) > 0 and np.ptp(y) > 0 else None
-            mapping = mapping or fitted
+            fits[m] = fitted
             yhat = fitted(x) if fitted is not None else None
-            values[f"plcc_{m}"] = (
-                stats.pearson(yhat, y) if yhat is not None and np.ptp(yhat) > 0 else float("nan")
-            )
+            values[f"plcc_{m}"] = stats.fitted_plcc(x, y, fitted, m)
             values[f"rmse_{m}"] = (
                 float(np.sqrt(np.mean((yhat - y) ** 2))) if yhat is not None else float("nan")
             )
@@ -67,7 +65,7 @@ class Generic(Protocol):
                 values["outlier_ratio"] = stats.outlier_ratio(
                     x, y, data.mos_std, mapping=self.outlier_mapping
                 )
-        return values, mapping
+        return values, fits
 
     def statistics(self, data):
         return self._point(data)[0]

@@ -72,7 +72,7 @@ class NTIRE25T2IAlignment(Protocol):
         correct, counts = self._element_correct(data)
         values = {
             "srcc": stats.srcc(data.pred, data.mos),
-            "plcc": stats.plcc(data.pred, data.mos, mapping=self.plcc_mapping),
+            "plcc": stats.fitted_plcc(data.pred, data.mos, mapping, self.plcc_mapping),
             "acc": float(correct.sum() / counts.sum()),
             "plcc_raw": stats.plcc(data.pred, data.mos),
         }
@@ -80,7 +80,7 @@ class NTIRE25T2IAlignment(Protocol):
             warnings.simplefilter("ignore", FitWarning)
             values["plcc_alt"] = stats.plcc(data.pred, data.mos, mapping=self.alt_mapping)
         values["main_alt"] = 0.5 * values["acc"] + 0.25 * (values["srcc"] + values["plcc_alt"])
-        return values, mapping
+        return values, {self.plcc_mapping: mapping}
 
     def statistics(self, data):
         return self._point(data)[0]

@@ -10,14 +10,14 @@ import numpy as np
 
 from perceptiq.errors import InputError
 from perceptiq.evaluation import stats
-from perceptiq.evaluation.bootstrap import expand, weighted_pearson, weighted_spearman
-from perceptiq.evaluation.fitting import fit_mapping_or_fallback
+from perceptiq.evaluation.bootstrap import expand
 from perceptiq.evaluation.protocols._base import (
     PROTOCOLS,
     Protocol,
     StructureData,
     _check_mapping,
-    _fitted_plcc_replicates,
+    _srcc_plcc,
+    _srcc_plcc_replicates,
 )
 from perceptiq.evaluation.stats import MaskAverage
 
@@ -70,17 +70,8 @@ class NTIRE25T2IStructure(Protocol):
     def _point(self, data):
         tp, fp, fn = self._counts(data)
         f1 = stats.f1_from_counts(tp, fp, fn, self.f1_average)
-        mapping = None
-        if self.plcc_mapping != "none":
-            mapping = fit_mapping_or_fallback(data.pred, data.mos, self.plcc_mapping)
-        values = {
-            "srcc": stats.srcc(data.pred, data.mos),
-            "plcc": stats.plcc(data.pred, data.mos, mapping=self.plcc_mapping),
-            "f1": f1.f1,
-            "precision": f1.precision,
-            "recall": f1.recall,
-        }
-        return values, mapping
+        values, fits = _srcc_plcc(data, self.plcc_mapping)
+        return {**values, "f1": f1.f1, "precision": f1.precision, "recall": f1.recall}, fits
 
     def statistics(self, data):
         return self._point(data)[0]
@@ -98,8 +89,4 @@ class NTIRE25T2IStructure(Protocol):
             f1 = np.where(np.isfinite(p + r), f1, np.nan)
         else:
             f1 = _per_resample(lambda i: stats.f1_from_counts(tp[i], fp[i], fn[i], self.f1_average).f1, w)
-        if self.plcc_mapping == "none":
-            plcc = weighted_pearson(data.pred, data.mos, w)
-        else:
-            plcc = _fitted_plcc_replicates(data, w, self.plcc_mapping, starts)
-        return {"srcc": weighted_spearman(data.pred, data.mos, w), "plcc": plcc, "f1": f1}
+        return {**_srcc_plcc_replicates(data, w, self.plcc_mapping, starts), "f1": f1}
