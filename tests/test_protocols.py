@@ -11,7 +11,7 @@ import scipy.optimize
 import scipy.stats
 
 from conftest import load_case_file, shared_data
-from perceptiq.errors import FitWarning, InputError, RegistryError
+from perceptiq.errors import FitWarning, InputError, RegistryError, UndefinedStatisticError
 from perceptiq.evaluation.protocols import (
     AlignmentData,
     PairData,
@@ -218,3 +218,33 @@ def test_a_point_estimate_fits_its_plcc_mapping_once(monkeypatch, name):
     result = create_protocol(name, plcc_mapping="logistic4").evaluate(data, bootstrap=20)
     assert calls == ["logistic4"]  # the bootstrap's fits start from the point estimate's
     assert result.statistics["plcc"] == pytest.approx(_logistic4_plcc_by_scipy(x, y), abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("name", "pred", "mos", "side", "message"),
+    [
+        ("generic", [1.0], [2.0], "predictions", "1 item.s. matched: at least 2 are needed"),
+        ("generic", [3.0, 3.0, 3.0], [1.0, 2.0, 3.0], "predictions", "all 3 predictions equal 3"),
+        ("vquala25-fiqa", [1.0, 2.0, 3.0], [2.5, 2.5, 2.5], "ground truth", "all 3 ground-truth values"),
+        ("isrg-q-2025", [1.0, 2.0, 3.0], [1.0, 3.0, 2.0], None, ""),
+    ],
+)
+def test_check_refuses_data_with_undefined_statistics_and_names_the_side(name, pred, mos, side, message):
+    data = ScoreData(np.arange(len(pred)), pred, mos)
+    if side is None:
+        create_protocol(name).check(data)
+        return
+    with pytest.raises(UndefinedStatisticError, match=message) as err:
+        create_protocol(name).check(data)
+    assert err.value.side == side
+
+
+def test_check_asks_for_as_many_items_as_the_plcc_mapping_has_parameters():
+    data = ScoreData(np.arange(4), [1.0, 2.0, 3.0, 4.0], [1.0, 3.0, 2.0, 4.0])
+    create_protocol("isrg-q-2025", plcc_mapping="logistic4").check(data)  # 4 parameters, 4 items
+    with pytest.raises(UndefinedStatisticError, match="the logistic5 fit of PLCC needs at least 5"):
+        create_protocol("isrg-q-2025", plcc_mapping="logistic5").check(data)
+    pairs = PairData(np.array(["a|b", "b|c"]), np.array([0.5, 0.5]), np.ones(2), np.ones(2))
+    create_protocol("realsr-2afc").check(pairs)  # constant scores and votes are valid 2AFC data
+    with pytest.raises(UndefinedStatisticError, match="at least 2"):
+        create_protocol("realsr-2afc").check(PairData(pairs.pair_ids[:1], [0.5], [1.0], [2.0]))

@@ -29,6 +29,7 @@ from perceptiq.evaluation.bootstrap import (
 )
 from perceptiq.evaluation.fitting import (
     MAPPINGS,
+    MIN_ITEMS,
     FittedMapping,
     Mapping,
     fit_mapping_or_fallback,
@@ -295,6 +296,33 @@ class Protocol(abc.ABC):
     def options(self) -> dict[str, object]:
         return asdict(self)
 
+    def check(self, data: ScoreData | PairData) -> None:
+        """Refuse data on which the protocol's statistics are undefined: fewer than 2 items, constant
+        predictions or MOS, fewer items than the PLCC mapping has parameters (``fitting.MIN_ITEMS``).
+
+        :meth:`evaluate` gives NaN for such statistics instead; this is the check before it.
+
+        Raises:
+            UndefinedStatisticError: ``side`` says which input is at fault.
+        """
+        _check_count(data)
+        if np.ptp(data.pred) == 0:
+            raise UndefinedStatisticError(
+                f"all {data.n} predictions equal {data.pred[0]:g}: correlations are undefined",
+                side="predictions",
+            )
+        if np.ptp(data.mos) == 0:
+            raise UndefinedStatisticError(
+                f"all {data.n} ground-truth values equal {data.mos[0]:g}: correlations are undefined",
+                side="ground truth",
+            )
+        mapping = getattr(self, "plcc_mapping", "none")
+        if data.n < MIN_ITEMS.get(mapping, 2):
+            raise UndefinedStatisticError(
+                f"only {data.n} items: the {mapping} fit of PLCC needs at least {MIN_ITEMS[mapping]}",
+                side="predictions",
+            )
+
     def evaluate(
         self,
         data: ScoreData | PairData,
@@ -378,6 +406,14 @@ class Protocol(abc.ABC):
         else:
             results = [run(w) for w in chunks]
         return {k: np.concatenate([r[k] for r in results]) for k in results[0]}
+
+
+def _check_count(data: ScoreData | PairData) -> None:
+    """Refuse fewer than 2 items (images or pairs): no statistic of a protocol is defined on them."""
+    if data.n < 2:
+        raise UndefinedStatisticError(
+            f"only {data.n} item(s) matched: at least 2 are needed", side="predictions"
+        )
 
 
 def small_sample_note(n: int) -> str | None:

@@ -8,7 +8,7 @@ from typing import ClassVar
 import numpy as np
 
 from perceptiq.evaluation import stats
-from perceptiq.evaluation.protocols._base import PROTOCOLS, PairData, Protocol
+from perceptiq.evaluation.protocols._base import PROTOCOLS, PairData, Protocol, _check_count
 from perceptiq.evaluation.stats import TieRule
 
 __all__ = ["RealSR2AFC"]
@@ -41,6 +41,9 @@ class RealSR2AFC(Protocol):
         q = stats.preference(data.score_first, data.score_second, tie=self.tie)
         p = stats.as_vector(data.p_first, "human preference fractions")
         return {"two_afc": stats.two_afc_scores(p, q), "human_ceiling": np.maximum(p, 1 - p)}
+
+    def check(self, data):
+        _check_count(data)  # no correlation here: constant scores or votes are valid data
 
     def statistics(self, data):
         return {k: float(v.mean()) for k, v in self._per_pair(data).items()}
