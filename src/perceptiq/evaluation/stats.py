@@ -42,6 +42,7 @@ __all__ = [
     "binarize",
     "element_accuracy",
     "heatmap_to_mask",
+    "binary_mask",
     "MaskCounts",
     "mask_counts",
     "MaskF1",
@@ -317,6 +318,15 @@ def heatmap_to_mask(heatmap: ArrayLike, *, threshold: float = 40.0, scale: float
     """
     h = np.asarray(heatmap, dtype=np.float64)
     return (np.round(h * scale) > threshold).astype(np.uint8)
+
+
+def binary_mask(mask: ArrayLike, *, heatmap_threshold: float = 40.0) -> np.ndarray:
+    """0/1 mask from a 0/1 or 0/255 mask (``> 0``) or from a float heatmap in [0, 1]
+    (:func:`heatmap_to_mask`): a float map with any value other than 0 and 1 is a heatmap."""
+    m = np.asarray(mask)
+    if m.dtype.kind == "f" and not np.isin(m, (0.0, 1.0)).all():
+        return heatmap_to_mask(m, threshold=heatmap_threshold)
+    return (m > 0).astype(np.uint8)
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,11 @@ class AlignmentData(ScoreData):
 
 @dataclass(frozen=True)
 class StructureData(ScoreData):
-    """Structure scores plus binary distortion masks per image (T2I structure track)."""
+    """Structure scores plus distortion maps per image (T2I structure track), as the files hold them.
+
+    A map is a binary mask (0/1 or 0/255) or a float heatmap in [0, 1]; a predicted map may differ
+    in size from its ground truth. The structure protocol binarises and resizes them.
+    """
 
     pred_masks: tuple[np.ndarray, ...] = ()
     gt_masks: tuple[np.ndarray, ...] = ()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+from PIL import Image
 
 from perceptiq.errors import InputError
 from perceptiq.evaluation import stats
@@ -31,6 +32,11 @@ def _per_resample(fn: Callable[[np.ndarray], float], w: np.ndarray) -> np.ndarra
     return out
 
 
+def _resize_nearest(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    img = Image.fromarray(mask.astype(np.uint8) * 255)
+    return (np.asarray(img.resize((shape[1], shape[0]), Image.Resampling.NEAREST)) > 0).astype(np.uint8)
+
+
 @PROTOCOLS.register("ntire25-t2i-structure")
 @dataclass(frozen=True)
 class NTIRE25T2IStructure(Protocol):
@@ -40,7 +46,10 @@ class NTIRE25T2IStructure(Protocol):
     F1 = 2PR/(P + R) of aggregate precision and recall (the baseline README's numbers prove it is not
     a mean of per-image F1): ``f1_average="pooled"`` (default, pixel counts summed over the test set)
     or ``"mean_pr"`` (image-averaged P and R). PLCC raw by default (the baseline's ``np.corrcoef``).
-    Masks must already be binary; use :func:`perceptiq.evaluation.stats.heatmap_to_mask` for heatmaps.
+    Float heatmaps in [0, 1] are binarised by the baseline's ``round(255 h) > 40``
+    (:func:`perceptiq.evaluation.stats.binary_mask`); a predicted mask whose size differs from its
+    ground truth is resized with nearest neighbour to the ground truth's size (the organisers'
+    comparison resolution is unknown; EvalMuse-Structure data_process.py).
     """
 
     name: ClassVar[str] = "ntire25-t2i-structure"
@@ -49,6 +58,7 @@ class NTIRE25T2IStructure(Protocol):
         "Han et al., NTIRE 2025 T2I QA report, eq. 2; DYEvaLab/EvalMuse-Structure README.md, evaluate.py"
     )
     data_kind: ClassVar[type] = StructureData
+    heatmap_threshold: ClassVar[float] = 40.0
     f1_average: MaskAverage = "pooled"
     plcc_mapping: str = "none"
 
@@ -62,9 +72,18 @@ class NTIRE25T2IStructure(Protocol):
     def main(self, values):
         return 0.7 * values["f1"] + 0.15 * (values["srcc"] + values["plcc"])
 
-    @staticmethod
-    def _counts(data: StructureData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        counts = [stats.mask_counts(p, g) for p, g in zip(data.pred_masks, data.gt_masks, strict=True)]
+    def masks(self, data: StructureData) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The binary predicted masks (at their ground truth's size) and ground-truth masks of ``data``."""
+        pred, gt = [], []
+        for p, g in zip(data.pred_masks, data.gt_masks, strict=True):
+            pm = stats.binary_mask(p, heatmap_threshold=self.heatmap_threshold)
+            gm = stats.binary_mask(g, heatmap_threshold=self.heatmap_threshold)
+            pred.append(pm if pm.shape == gm.shape else _resize_nearest(pm, gm.shape))
+            gt.append(gm)
+        return pred, gt
+
+    def _counts(self, data: StructureData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        counts = [stats.mask_counts(p, g) for p, g in zip(*self.masks(data), strict=True)]
         return tuple(np.array([getattr(c, k) for c in counts], dtype=np.float64) for k in ("tp", "fp", "fn"))
 
     def _point(self, data):
