@@ -95,6 +95,24 @@ def test_duplicates_nan_columns_and_unreadable_files(tmp_path, frames):
         read_table(_write(tmp_path, "x.xlsx", pred))
 
 
+def test_read_table_as_text_keeps_every_cell_as_written(tmp_path, monkeypatch):
+    csv = tmp_path / "votes.csv"
+    csv.write_text("first, second,count\nNA, 007,1.50\nnull,,2\n")
+    frame = read_table(csv, as_text=True)
+    assert frame.columns.tolist() == ["first", "second", "count"]
+    assert frame.to_dict("list") == {"first": ["NA", "null"], "second": ["007", ""], "count": ["1.50", "2"]}
+    jsonl = tmp_path / "votes.jsonl"
+    jsonl.write_text('{"first": "a", "count": 3}\n{"second": "b", "count": 4}\n')
+    assert read_table(jsonl, as_text=True).to_dict("list") == {
+        "first": ["a", ""],
+        "count": ["3", "4"],
+        "second": ["", "b"],
+    }
+    monkeypatch.setenv("PERCEPTIQ_MAX_TABLE_BYTES", "10")  # the size cap holds for text reads too
+    with pytest.raises(DataFileError, match="votes.csv: .* exceeds the 10-byte cap"):
+        read_table(csv, as_text=True)
+
+
 def _evalmuse_records(case, pred: bool) -> list[dict]:
     out = []
     for im in case["inputs"]["images"]:
