@@ -154,3 +154,21 @@ def test_weighted_kendall_equals_scipy_on_expanded_resamples_with_ties():
     counts = np.concatenate(list(iter_resample_counts(40, 30, 5)))
     expected = [scipy.stats.kendalltau(x[expand(w)], y[expand(w)]).statistic for w in counts]
     np.testing.assert_allclose(bs.weighted_kendall(x, y, counts), expected, atol=1e-12)
+
+
+def test_common_items_aligns_two_models_on_the_items_both_scored():
+    from perceptiq.evaluation.compare import common_items
+
+    a = ScoreData(
+        np.array(["u", "v", "w", "x"]), [1.0, 2.0, 3.0, 4.0], [1.0, 3.0, 2.0, 4.0], [0.1, 0.2, 0.3, 0.4]
+    )
+    b = ScoreData(np.array(["x", "v", "u"]), [40.0, 20.0, 10.0], [4.0, 3.0, 1.0], [0.4, 0.2, 0.1])
+    with pytest.raises(
+        InputError, match=r"1 item\(s\) are scored by only one of a.csv and b.csv, e.g. \['w'\]"
+    ):
+        common_items(a, b, names=("a.csv", "b.csv"))
+    a2, b2 = common_items(a, b, allow_missing=True)
+    assert a2.ids.tolist() == b2.ids.tolist() == ["u", "v", "x"]  # a's order
+    np.testing.assert_array_equal(b2.pred, [10.0, 20.0, 40.0])
+    np.testing.assert_array_equal(a2.mos_std, [0.1, 0.2, 0.4])
+    assert common_items(a, a) == (a, a)

@@ -95,6 +95,24 @@ def test_duplicates_nan_columns_and_unreadable_files(tmp_path, frames):
         read_table(_write(tmp_path, "x.xlsx", pred))
 
 
+def test_read_table_as_text_keeps_every_cell_as_written(tmp_path, monkeypatch):
+    csv = tmp_path / "votes.csv"
+    csv.write_text("first, second,count\nNA, 007,1.50\nnull,,2\n")
+    frame = read_table(csv, as_text=True)
+    assert frame.columns.tolist() == ["first", "second", "count"]
+    assert frame.to_dict("list") == {"first": ["NA", "null"], "second": ["007", ""], "count": ["1.50", "2"]}
+    jsonl = tmp_path / "votes.jsonl"
+    jsonl.write_text('{"first": "a", "count": 3}\n{"second": "b", "count": 4}\n')
+    assert read_table(jsonl, as_text=True).to_dict("list") == {
+        "first": ["a", ""],
+        "count": ["3", "4"],
+        "second": ["", "b"],
+    }
+    monkeypatch.setenv("PERCEPTIQ_MAX_TABLE_BYTES", "10")  # the size cap holds for text reads too
+    with pytest.raises(DataFileError, match="votes.csv: .* exceeds the 10-byte cap"):
+        read_table(csv, as_text=True)
+
+
 def _evalmuse_records(case, pred: bool) -> list[dict]:
     out = []
     for im in case["inputs"]["images"]:
@@ -139,8 +157,11 @@ def test_structure_pickle_roundtrip_heatmaps_and_resizing(tmp_path):
             {k: {"score": float(i) + 0.5, "gt_area": m} for i, (k, m) in enumerate(gt_masks.items())}, fh
         )
     data, notes = load_structure(pred_file, gt_file)
+    for got, k in zip(data.pred_masks, sorted(gt_masks), strict=True):  # reading computes nothing
+        np.testing.assert_array_equal(got, pred_heat[k])
+    protocol = create_protocol("ntire25-t2i-structure")
     expected = [(np.round(pred_heat[k] * 255) > 40).astype(np.uint8) for k in sorted(gt_masks)]
-    for got, want in zip(data.pred_masks, expected, strict=True):
+    for got, want in zip(protocol.masks(data)[0], expected, strict=True):
         np.testing.assert_array_equal(got, want)
     assert notes == []
     with pred_file.open("wb") as fh:  # masks at twice the GT size are resized with nearest neighbour
@@ -153,7 +174,7 @@ def test_structure_pickle_roundtrip_heatmaps_and_resizing(tmp_path):
         )
     data, notes = load_structure(pred_file, gt_file)
     assert "4 predicted mask(s) resized" in notes[0]
-    for got, k in zip(data.pred_masks, sorted(gt_masks), strict=True):
+    for got, k in zip(protocol.masks(data)[0], sorted(gt_masks), strict=True):
         np.testing.assert_array_equal(got, gt_masks[k])
 
 

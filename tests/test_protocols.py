@@ -7,10 +7,11 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.optimize
 import scipy.stats
 
 from conftest import load_case_file, shared_data
-from perceptiq.errors import FitWarning, InputError, RegistryError
+from perceptiq.errors import FitWarning, InputError, RegistryError, UndefinedStatisticError
 from perceptiq.evaluation.protocols import (
     AlignmentData,
     PairData,
@@ -182,3 +183,68 @@ def test_bootstrap_on_fewer_than_ten_items_is_a_perceptiq_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error", PerceptiqWarning)
         protocol.evaluate(enough, bootstrap=50)
+
+
+def _logistic4_plcc_by_scipy(x: np.ndarray, y: np.ndarray) -> float:
+    """PLCC after the CodaLab logistic-4 fitted by scipy directly (independent of perceptiq.fitting)."""
+
+    def f(v, b1, b2, b3, b4):
+        return b2 + (b1 - b2) / (1 + np.exp(-(v - b3) / np.abs(b4)))
+
+    params, _ = scipy.optimize.curve_fit(f, x, y, p0=[y.max(), y.min(), x.mean(), 0.5], maxfev=100_000_000)
+    return scipy.stats.pearsonr(f(x, *params), y).statistic
+
+
+@pytest.mark.parametrize("name", ["isrg-q-2025", "vquala25-fiqa", "ntire25-t2i-structure"])
+def test_a_point_estimate_fits_its_plcc_mapping_once(monkeypatch, name):
+    from perceptiq.evaluation import fitting
+
+    calls = []
+    real_fit = fitting.fit_mapping
+
+    def counting_fit(pred, mos, kind):
+        calls.append(kind)
+        return real_fit(pred, mos, kind)
+
+    monkeypatch.setattr(fitting, "fit_mapping", counting_fit)
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0, 1, 60)
+    y = 1 + 4 / (1 + np.exp(-(x - 0.5) * 8)) + rng.normal(0, 0.2, 60)
+    if name == "ntire25-t2i-structure":
+        masks = tuple(np.array([[1, 0], [0, 1]], dtype=np.uint8) for _ in range(60))
+        data = StructureData(np.arange(60), x, y, pred_masks=masks, gt_masks=masks)
+    else:
+        data = ScoreData(np.arange(60), x, y)
+    result = create_protocol(name, plcc_mapping="logistic4").evaluate(data, bootstrap=20)
+    assert calls == ["logistic4"]  # the bootstrap's fits start from the point estimate's
+    assert result.statistics["plcc"] == pytest.approx(_logistic4_plcc_by_scipy(x, y), abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("name", "pred", "mos", "side", "message"),
+    [
+        ("generic", [1.0], [2.0], "predictions", "1 item.s. matched: at least 2 are needed"),
+        ("generic", [3.0, 3.0, 3.0], [1.0, 2.0, 3.0], "predictions", "all 3 predictions equal 3"),
+        ("vquala25-fiqa", [1.0, 2.0, 3.0], [2.5, 2.5, 2.5], "ground truth", "all 3 ground-truth values"),
+        ("isrg-q-2025", [1.0, 2.0, 3.0], [1.0, 3.0, 2.0], None, ""),
+    ],
+)
+def test_check_refuses_data_with_undefined_statistics_and_names_the_side(name, pred, mos, side, message):
+    data = ScoreData(np.arange(len(pred)), pred, mos)
+    if side is None:
+        create_protocol(name).check(data)
+        return
+    with pytest.raises(UndefinedStatisticError, match=message) as err:
+        create_protocol(name).check(data)
+    assert err.value.side == side
+
+
+def test_check_asks_for_as_many_items_as_the_plcc_mapping_has_parameters():
+    data = ScoreData(np.arange(4), [1.0, 2.0, 3.0, 4.0], [1.0, 3.0, 2.0, 4.0])
+    create_protocol("isrg-q-2025", plcc_mapping="logistic4").check(data)  # 4 parameters, 4 items
+    with pytest.raises(UndefinedStatisticError, match="the logistic5 fit of PLCC needs at least 5"):
+        create_protocol("isrg-q-2025", plcc_mapping="logistic5").check(data)
+    pairs = PairData(np.array(["a|b", "b|c"]), np.array([0.5, 0.5]), np.ones(2), np.ones(2))
+    create_protocol("realsr-2afc").check(pairs)  # constant scores and votes are valid 2AFC data
+    with pytest.raises(UndefinedStatisticError, match="at least 2"):
+        create_protocol("realsr-2afc").check(PairData(pairs.pair_ids[:1], [0.5], [1.0], [2.0]))

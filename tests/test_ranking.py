@@ -492,12 +492,13 @@ def test_read_votes_layouts(tmp_path: Path) -> None:
         ("first,second,winner\nu,v,w\n", None, "line 2: winner 'w' is neither 'u' nor 'v'"),
         ("first,second,count_first,count_second\nu,v,x,1\n", None, "'count_first', line 2"),
         ("first,second,count_first,count_second\nu,u,1,1\n", None, "compared with itself"),
-        ("first,second,count_first,count_second\n", None, "no votes"),
+        ("first,second,count_first,count_second\n", None, "table has no rows"),
         (SR_HEADER + "A_B,a_A.png,a_B.png,0.5,0.5\n", None, "number of raters"),
         (SR_HEADER + "A_B,a_A.png,a_B.png,0.3,0.7\n", 4, "score1_column x 4 raters = 1.2 is not"),
         (SR_HEADER + "A_B,aA.png,a_B.png,0.5,0.5\n", 4, "'aA.png' has no '_<method>' suffix"),
         ("first,second,winner\nu,v,u\n", 23, "raters applies only"),
-        ("", None, "cannot read as CSV"),
+        ("", None, "file is empty"),
+        ('first,second,winner\nu,"v\n', None, "cannot be read as csv"),
     ],
 )  # fmt: skip
 def test_read_votes_errors(tmp_path: Path, text: str, raters: int | None, message: str) -> None:

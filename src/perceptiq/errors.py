@@ -38,7 +38,15 @@ class DataFileError(InputError):
 
 
 class UndefinedStatisticError(InputError):
-    """A statistic is undefined on the given data (constant input, too few items)."""
+    """A statistic is undefined on the given data (constant input, too few items).
+
+    ``side`` names the input at fault when known ("predictions" or "ground truth", else None), so
+    that a caller which read the inputs from files can name the file.
+    """
+
+    def __init__(self, message: str, *, side: str | None = None) -> None:
+        super().__init__(message)
+        self.side = side
 
 
 class FitError(PerceptiqError, RuntimeError):

@@ -7,13 +7,12 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
 import typer
 from rich.table import Table
 
 from perceptiq.cli._app import app
 from perceptiq.cli._common import console, err_console, fmt, handle_errors, parse_options, print_json
-from perceptiq.errors import DataFileError, InputError, PerceptiqWarning
+from perceptiq.errors import DataFileError, InputError, PerceptiqWarning, UndefinedStatisticError
 
 if TYPE_CHECKING:  # statistics import scipy: loaded only when a command runs (fast --help)
     from perceptiq.evaluation.protocols import Direction, EvaluationResult, PairData, Protocol, ScoreData
@@ -96,27 +95,11 @@ def _build_protocol(name: str, plcc_mapping: str | None, option: list[str] | Non
 
 
 def _check_evaluable(protocol: Protocol, data: ScoreData | PairData, pred_path: Path, gt_path: Path) -> None:
-    """Refuse data on which the protocol's statistics are undefined, naming the file at fault."""
-    from perceptiq.evaluation.fitting import MIN_ITEMS
-    from perceptiq.evaluation.protocols import PairData
-
-    if data.n < 2:
-        raise DataFileError(pred_path, f"only {data.n} item(s) matched: at least 2 are needed")
-    if isinstance(data, PairData):
-        return
-    if np.ptp(data.pred) == 0:
-        raise DataFileError(
-            pred_path, f"all {data.n} predictions equal {data.pred[0]:g}: correlations are undefined"
-        )
-    if np.ptp(data.mos) == 0:
-        raise DataFileError(
-            gt_path, f"all {data.n} ground-truth values equal {data.mos[0]:g}: correlations are undefined"
-        )
-    mapping = getattr(protocol, "plcc_mapping", "none")
-    if data.n < MIN_ITEMS.get(mapping, 2):
-        raise DataFileError(
-            pred_path, f"only {data.n} items: the {mapping} fit of PLCC needs at least {MIN_ITEMS[mapping]}"
-        )
+    """The protocol's refusal of data on which its statistics are undefined, naming the file at fault."""
+    try:
+        protocol.check(data)
+    except UndefinedStatisticError as err:
+        raise DataFileError(gt_path if err.side == "ground truth" else pred_path, str(err)) from None
 
 
 def _result_table(result: EvaluationResult) -> Table:
@@ -255,7 +238,7 @@ def compare_command(
 
     Example: perceptiq compare a.csv b.csv mos.csv --protocol vquala25-fiqa
     """
-    from perceptiq.evaluation.compare import compare_models
+    from perceptiq.evaluation.compare import common_items, compare_models
     from perceptiq.evaluation.protocols import orient
     from perceptiq.evaluation.report import write_json
     from perceptiq.io.submissions import load_for_protocol
@@ -271,7 +254,12 @@ def compare_command(
     direction_a = _direction(predictions_a, lower_is_better or lower_is_better_a)
     direction_b = _direction(predictions_b, lower_is_better or lower_is_better_b)
     data_a, data_b = orient(data_a, direction_a), orient(data_b, direction_b)
-    data_a, data_b = _common_items(data_a, data_b, predictions_a, predictions_b, allow_missing)
+    try:
+        data_a, data_b = common_items(
+            data_a, data_b, allow_missing=allow_missing, names=(predictions_a.name, predictions_b.name)
+        )
+    except InputError as err:
+        raise DataFileError(predictions_b, str(err)) from None
     _check_evaluable(proto, data_a, predictions_a, ground_truth)
     _check_evaluable(proto, data_b, predictions_b, ground_truth)
     with warnings.catch_warnings():
@@ -321,42 +309,6 @@ def compare_command(
         console.print(f"B: {direction_b.note}", soft_wrap=True)
     notes = [*notes_a, *notes_b, *comparison.a.warnings, *comparison.b.warnings]
     _print_notes(list(dict.fromkeys(notes)))
-
-
-def _common_items(a, b, path_a: Path, path_b: Path, allow_missing: bool):
-    from perceptiq.evaluation.protocols import PairData
-
-    ids_a = a.pair_ids if isinstance(a, PairData) else a.ids
-    ids_b = b.pair_ids if isinstance(b, PairData) else b.ids
-    if len(ids_a) == len(ids_b) and np.array_equal(ids_a, ids_b):
-        return a, b
-    if not allow_missing:
-        missing = sorted(set(map(str, ids_a)) ^ set(map(str, ids_b)))
-        raise DataFileError(
-            path_b,
-            f"{len(missing)} item(s) are scored by only one of {path_a.name} and {path_b.name}, "
-            f"e.g. {missing[:5]}",
-        )
-    common = [i for i in ids_a if i in set(ids_b)]
-    return _subset(a, common), _subset(b, common)
-
-
-def _subset(data, ids):
-    from perceptiq.evaluation.protocols import PairData
-
-    index = {k: n for n, k in enumerate(data.pair_ids if isinstance(data, PairData) else data.ids)}
-    rows = np.array([index[k] for k in ids], dtype=np.int64)
-    if isinstance(data, PairData):
-        return PairData(
-            data.pair_ids[rows], data.p_first[rows], data.score_first[rows], data.score_second[rows]
-        )
-    changes = {"ids": data.ids[rows], "pred": data.pred[rows], "mos": data.mos[rows]}
-    if data.mos_std is not None:
-        changes["mos_std"] = data.mos_std[rows]
-    for name in ("element_pred", "element_gt", "pred_masks", "gt_masks"):
-        if hasattr(data, name):
-            changes[name] = tuple(getattr(data, name)[r] for r in rows)
-    return dataclasses.replace(data, **changes)
 
 
 @app.command("protocols")

@@ -30,7 +30,7 @@ from perceptiq.evaluation.protocols import (
     small_sample_note,
 )
 
-__all__ = ["Comparison", "compare_models"]
+__all__ = ["Comparison", "common_items", "compare_models"]
 
 
 @dataclass(frozen=True)
@@ -51,11 +51,56 @@ class Comparison:
         }
 
 
-def _same_items(a: ScoreData | PairData, b: ScoreData | PairData) -> None:
-    ids_a = a.pair_ids if isinstance(a, PairData) else a.ids
-    ids_b = b.pair_ids if isinstance(b, PairData) else b.ids
-    if len(ids_a) != len(ids_b) or not np.array_equal(np.asarray(ids_a), np.asarray(ids_b)):
+Data = ScoreData | PairData
+
+
+def _item_ids(data: Data) -> np.ndarray:
+    return np.asarray(data.pair_ids if isinstance(data, PairData) else data.ids)
+
+
+def _same_items(a: Data, b: Data) -> None:
+    ids_a, ids_b = _item_ids(a), _item_ids(b)
+    if len(ids_a) != len(ids_b) or not np.array_equal(ids_a, ids_b):
         raise InputError("models A and B must be evaluated on the same items in the same order")
+
+
+def _subset(data: Data, ids: list) -> Data:
+    """``data`` restricted to the items ``ids``, in that order."""
+    index = {k: n for n, k in enumerate(_item_ids(data))}
+    rows = np.array([index[k] for k in ids], dtype=np.int64)
+    if isinstance(data, PairData):
+        return PairData(
+            data.pair_ids[rows], data.p_first[rows], data.score_first[rows], data.score_second[rows]
+        )
+    changes = {"ids": data.ids[rows], "pred": data.pred[rows], "mos": data.mos[rows]}
+    if data.mos_std is not None:
+        changes["mos_std"] = data.mos_std[rows]
+    for name in ("element_pred", "element_gt", "pred_masks", "gt_masks"):
+        if hasattr(data, name):
+            changes[name] = tuple(getattr(data, name)[r] for r in rows)
+    return dataclasses.replace(data, **changes)
+
+
+def common_items(
+    a: Data, b: Data, *, allow_missing: bool = False, names: tuple[str, str] = ("A", "B")
+) -> tuple[Data, Data]:
+    """``a`` and ``b`` on the same items in the same order (``a``'s), as :func:`compare_models` needs.
+
+    Raises:
+        InputError: some item is in only one of them and not ``allow_missing``; ``names`` are the
+            names of ``a`` and ``b`` in the message (e.g. their files).
+    """
+    ids_a, ids_b = _item_ids(a), _item_ids(b)
+    if len(ids_a) == len(ids_b) and np.array_equal(ids_a, ids_b):
+        return a, b
+    if not allow_missing:
+        missing = sorted(set(map(str, ids_a)) ^ set(map(str, ids_b)))
+        raise InputError(
+            f"{len(missing)} item(s) are scored by only one of {names[0]} and {names[1]}, e.g. {missing[:5]}"
+        )
+    in_b = set(ids_b)
+    common = [i for i in ids_a if i in in_b]
+    return _subset(a, common), _subset(b, common)
 
 
 def _with_intervals(

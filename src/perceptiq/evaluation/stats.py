@@ -24,7 +24,7 @@ import scipy.stats
 from numpy.typing import ArrayLike
 
 from perceptiq.errors import InputError, UndefinedStatisticError
-from perceptiq.evaluation.fitting import Mapping, fit_mapping_or_fallback
+from perceptiq.evaluation.fitting import FittedMapping, Mapping, fit_mapping_or_fallback
 
 __all__ = [
     "as_vector",
@@ -33,6 +33,7 @@ __all__ = [
     "srcc",
     "krcc",
     "plcc",
+    "fitted_plcc",
     "rmse",
     "outlier_ratio",
     "preference",
@@ -41,6 +42,7 @@ __all__ = [
     "binarize",
     "element_accuracy",
     "heatmap_to_mask",
+    "binary_mask",
     "MaskCounts",
     "mask_counts",
     "MaskF1",
@@ -155,7 +157,30 @@ def plcc(
         return _undefined(f"PLCC: {reason}", strict)
     if mapping == "none":
         return pearson(x, y)
-    fitted = fit_mapping_or_fallback(x, y, mapping, strict=strict)
+    return fitted_plcc(x, y, fit_mapping_or_fallback(x, y, mapping, strict=strict), mapping, strict=strict)
+
+
+def fitted_plcc(
+    pred: ArrayLike,
+    mos: ArrayLike,
+    fitted: FittedMapping | None,
+    mapping: Mapping,
+    *,
+    strict: bool = False,
+) -> float:
+    """:func:`plcc` through ``fitted``, the ``mapping`` already fitted to these data (None: the fit
+    was undefined), for a caller that keeps the fitted mapping and so need not fit it twice.
+
+    Example:
+        >>> from perceptiq.evaluation.fitting import fit_mapping
+        >>> x, y = [1.0, 2.0, 3.0, 4.0], [2.0, 4.0, 6.0, 9.0]
+        >>> fitted_plcc(x, y, fit_mapping(x, y, "linear"), "linear") == plcc(x, y, mapping="linear")
+        True
+    """
+    x, y = _pair(pred, mos)
+    reason = _degenerate_reason(x, y)
+    if reason:
+        return _undefined(f"PLCC: {reason}", strict)
     if fitted is None:
         return _undefined(f"PLCC ({mapping}): too few items or degenerate data for the fit", strict)
     yhat = fitted(x)
@@ -293,6 +318,15 @@ def heatmap_to_mask(heatmap: ArrayLike, *, threshold: float = 40.0, scale: float
     """
     h = np.asarray(heatmap, dtype=np.float64)
     return (np.round(h * scale) > threshold).astype(np.uint8)
+
+
+def binary_mask(mask: ArrayLike, *, heatmap_threshold: float = 40.0) -> np.ndarray:
+    """0/1 mask from a 0/1 or 0/255 mask (``> 0``) or from a float heatmap in [0, 1]
+    (:func:`heatmap_to_mask`): a float map with any value other than 0 and 1 is a heatmap."""
+    m = np.asarray(mask)
+    if m.dtype.kind == "f" and not np.isin(m, (0.0, 1.0)).all():
+        return heatmap_to_mask(m, threshold=heatmap_threshold)
+    return (m > 0).astype(np.uint8)
 
 
 @dataclass(frozen=True)

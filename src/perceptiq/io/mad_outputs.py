@@ -31,6 +31,7 @@ import torch
 
 from perceptiq.errors import DataFileError, InputError
 from perceptiq.io.images import find_images, load_images, read_image
+from perceptiq.io.tables import read_table
 from perceptiq.ranking.mad import MadPairs
 
 __all__ = ["PAIR_COLUMNS", "MadInputs", "read_outputs_dir", "pair_rows", "write_pairs"]
@@ -103,13 +104,8 @@ class MadInputs:
 
 
 def _read_manifest(path: Path) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except FileNotFoundError:
-        raise DataFileError(path, "file not found") from None
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise DataFileError(path, f"cannot read as CSV ({type(err).__name__}: {err})") from None
-    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    frame = read_table(path, as_text=True)
+    frame.columns = [c.strip().lower() for c in frame.columns]
     return frame
 
 

@@ -26,7 +26,6 @@ from PIL import Image
 
 from perceptiq.errors import DataFileError
 from perceptiq.evaluation.protocols import AlignmentData, PairData, Protocol, ScoreData, StructureData
-from perceptiq.evaluation.stats import heatmap_to_mask
 from perceptiq.io.tables import (
     ID_CANDIDATES,
     MOS_CANDIDATES,
@@ -238,52 +237,25 @@ def read_structure_file(
     }
 
 
-def _binary_mask(mask: np.ndarray, heatmap_threshold: float) -> np.ndarray:
-    """Binary mask from a 0/1 (or 0/255) mask, or from a [0, 1] float heatmap by the baseline rule."""
-    if mask.dtype.kind == "f" and not np.isin(mask, (0.0, 1.0)).all():
-        return heatmap_to_mask(mask, threshold=heatmap_threshold)
-    return (mask > 0).astype(np.uint8)
-
-
-def _resize_nearest(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    img = Image.fromarray(mask.astype(np.uint8) * 255)
-    return (np.asarray(img.resize((shape[1], shape[0]), Image.Resampling.NEAREST)) > 0).astype(np.uint8)
-
-
 def load_structure(
-    pred_path: str | Path,
-    gt_path: str | Path,
-    *,
-    allow_missing: bool = False,
-    heatmap_threshold: float = 40.0,
+    pred_path: str | Path, gt_path: str | Path, *, allow_missing: bool = False
 ) -> tuple[StructureData, list[str]]:
     """Match structure-track predictions to ground truth; returns the data and notes.
 
-    Float heatmaps are binarised by ``round(255 h) > heatmap_threshold`` (baseline rule). A
-    predicted mask whose size differs from its ground truth is resized with nearest neighbour to the
-    ground truth's size (the organisers' comparison resolution is unknown; EvalMuse-Structure
-    data_process.py), and the
-    notes say how many were.
+    Maps are kept as read: the structure protocol binarises heatmaps and resizes a predicted mask
+    whose size differs from its ground truth (the notes say how many do).
     """
     pred_path, gt_path = Path(pred_path), Path(gt_path)
     pred, gt = read_structure_file(pred_path), read_structure_file(gt_path)
     ids = _match_keys(set(pred), set(gt), pred_path, gt_path, allow_missing)
-    p_masks, g_masks, resized = [], [], 0
-    for key in ids:
-        pm = _binary_mask(pred[key][1], heatmap_threshold)
-        gm = _binary_mask(gt[key][1], heatmap_threshold)
-        if pm.shape != gm.shape:
-            pm = _resize_nearest(pm, gm.shape)
-            resized += 1
-        p_masks.append(pm)
-        g_masks.append(gm)
+    resized = sum(pred[key][1].shape != gt[key][1].shape for key in ids)
     notes = [f"{resized} predicted mask(s) resized (nearest) to the ground-truth size"] if resized else []
     data = StructureData(
         ids=np.array(ids),
         pred=np.array([pred[k][0] for k in ids]),
         mos=np.array([gt[k][0] for k in ids]),
-        pred_masks=tuple(p_masks),
-        gt_masks=tuple(g_masks),
+        pred_masks=tuple(pred[k][1] for k in ids),
+        gt_masks=tuple(gt[k][1] for k in ids),
     )
     return data, notes
 

@@ -70,8 +70,13 @@ def check_table_size(path: Path) -> None:
         )
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV/TSV/JSONL/JSON/Parquet table into a DataFrame."""
+def read_table(path: str | Path, *, as_text: bool = False) -> pd.DataFrame:
+    """Read a CSV/TSV/JSONL/JSON/Parquet table into a DataFrame.
+
+    ``as_text``: every cell as a string, for readers that parse the cells themselves: in CSV/TSV the
+    text as written (no NA markers, spaces after a separator skipped); in the other formats the text
+    of each value, a missing value as "".
+    """
     path = Path(path)
     if not path.exists():
         raise DataFileError(path, "file not found")
@@ -81,11 +86,13 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise DataFileError(path, "file is empty")
     check_table_size(path)
     suffix = path.suffix.lower()
+    text = {"dtype": str, "keep_default_na": False, "skipinitialspace": True} if as_text else {}
+    text_read = suffix in (".csv", ".txt", ".tsv")
     try:
         if suffix in (".csv", ".txt"):
-            frame = pd.read_csv(path)
+            frame = pd.read_csv(path, **text)
         elif suffix == ".tsv":
-            frame = pd.read_csv(path, sep="\t")
+            frame = pd.read_csv(path, sep="\t", **text)
         elif suffix in (".jsonl", ".ndjson"):
             frame = pd.read_json(path, lines=True, precise_float=True)
         elif suffix == ".json":
@@ -120,6 +127,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if frame.empty:
         raise DataFileError(path, "table has no rows")
     frame.columns = [str(c) for c in frame.columns]
+    if as_text and not text_read:
+        frame = frame.astype(object).where(frame.notna(), "").astype(str)
     return frame
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from perceptiq.errors import DataFileError
-from perceptiq.io.tables import check_table_size
+from perceptiq.io.tables import read_table
 from perceptiq.ranking.paired import counts_from_pairs
 
 __all__ = ["VoteTable", "read_votes"]
@@ -58,15 +58,8 @@ class VoteTable:
 
 
 def _read_frame(path: Path) -> pd.DataFrame:
-    if path.is_file():
-        check_table_size(path)
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except FileNotFoundError:
-        raise DataFileError(path, "file not found") from None
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise DataFileError(path, f"cannot read as CSV ({type(err).__name__}: {err})") from None
-    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    frame = read_table(path, as_text=True)
+    frame.columns = [c.strip().lower() for c in frame.columns]
     return frame
 
 

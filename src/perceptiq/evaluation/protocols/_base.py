@@ -1,21 +1,7 @@
-"""Challenge evaluation protocols as named, documented objects.
+"""The parts every protocol shares: data containers, score direction, results, the ``Protocol`` base
+class, the SRCC/PLCC ``CorrelationProtocol`` and the registry.
 
-Each protocol turns matched predictions and ground truth into the challenge's statistics and main
-score, exactly as the official evaluation does (each protocol names its sources), with optional
-percentile bootstrap confidence intervals that resample *items* (images, or pairs for 2AFC).
-
-=========================  =======================================================  ===============
-name                       main score                                               data
-=========================  =======================================================  ===============
-``isrg-q-2025``            0.6 SRCC + 0.4 PLCC (raw Pearson by default)             ScoreData
-``ntire25-t2i-alignment``  0.5 ACC + 0.25 (SRCC + PLCC), PLCC after logistic-4      AlignmentData
-``ntire25-t2i-structure``  0.7 F1 + 0.15 (SRCC + PLCC), pooled-pixel F1, raw PLCC   StructureData
-``vquala25-fiqa``          (SRCC + PLCC) / 2 (raw Pearson by default)               ScoreData
-``realsr-2afc``            mean 2AFC score p q + (1 - p)(1 - q)                     PairData
-``generic``                none; every correlation statistic                        ScoreData
-=========================  =======================================================  ===============
-
-Create with :func:`create_protocol` (options as keywords, e.g. ``plcc_mapping="poly3"``).
+Each challenge's protocol lives in its own module of this package and registers itself on import.
 """
 
 from __future__ import annotations
@@ -24,7 +10,6 @@ import abc
 import dataclasses
 import os
 import warnings
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import ClassVar
@@ -36,22 +21,20 @@ from perceptiq.errors import FitWarning, InputError, PerceptiqWarning, Undefined
 from perceptiq.evaluation import stats
 from perceptiq.evaluation.bootstrap import (
     ConfidenceInterval,
-    expand,
     iter_resample_counts,
     percentile_interval,
-    weighted_kendall,
     weighted_pearson,
     weighted_pearson_rows,
     weighted_spearman,
 )
 from perceptiq.evaluation.fitting import (
     MAPPINGS,
+    MIN_ITEMS,
     FittedMapping,
     Mapping,
     fit_mapping_or_fallback,
     mapped_predictions_batch,
 )
-from perceptiq.evaluation.stats import MaskAverage, TieRule
 
 __all__ = [
     "Direction",
@@ -64,9 +47,11 @@ __all__ = [
     "PairData",
     "EvaluationResult",
     "Protocol",
+    "CorrelationProtocol",
     "PROTOCOLS",
     "create_protocol",
     "list_protocols",
+    "small_sample_note",
 ]
 
 
@@ -118,7 +103,11 @@ class AlignmentData(ScoreData):
 
 @dataclass(frozen=True)
 class StructureData(ScoreData):
-    """Structure scores plus binary distortion masks per image (T2I structure track)."""
+    """Structure scores plus distortion maps per image (T2I structure track), as the files hold them.
+
+    A map is a binary mask (0/1 or 0/255) or a float heatmap in [0, 1]; a predicted map may differ
+    in size from its ground truth. The structure protocol binarises and resizes them.
+    """
 
     pred_masks: tuple[np.ndarray, ...] = ()
     gt_masks: tuple[np.ndarray, ...] = ()
@@ -311,6 +300,33 @@ class Protocol(abc.ABC):
     def options(self) -> dict[str, object]:
         return asdict(self)
 
+    def check(self, data: ScoreData | PairData) -> None:
+        """Refuse data on which the protocol's statistics are undefined: fewer than 2 items, constant
+        predictions or MOS, fewer items than the PLCC mapping has parameters (``fitting.MIN_ITEMS``).
+
+        :meth:`evaluate` gives NaN for such statistics instead; this is the check before it.
+
+        Raises:
+            UndefinedStatisticError: ``side`` says which input is at fault.
+        """
+        _check_count(data)
+        if np.ptp(data.pred) == 0:
+            raise UndefinedStatisticError(
+                f"all {data.n} predictions equal {data.pred[0]:g}: correlations are undefined",
+                side="predictions",
+            )
+        if np.ptp(data.mos) == 0:
+            raise UndefinedStatisticError(
+                f"all {data.n} ground-truth values equal {data.mos[0]:g}: correlations are undefined",
+                side="ground truth",
+            )
+        mapping = getattr(self, "plcc_mapping", "none")
+        if data.n < MIN_ITEMS.get(mapping, 2):
+            raise UndefinedStatisticError(
+                f"only {data.n} items: the {mapping} fit of PLCC needs at least {MIN_ITEMS[mapping]}",
+                side="predictions",
+            )
+
     def evaluate(
         self,
         data: ScoreData | PairData,
@@ -328,7 +344,8 @@ class Protocol(abc.ABC):
             raise UndefinedStatisticError(f"protocol {self.name!r}: needs at least 2 items, got {data.n}")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", FitWarning)
-            values, mapping = self._point(data)
+            values, fits = self._point(data)
+        mapping = next((f for f in fits.values() if f is not None), None)
         notes = [str(w.message) for w in caught if issubclass(w.category, FitWarning)]
         main = self.main(values)
         if main is not None:
@@ -340,7 +357,7 @@ class Protocol(abc.ABC):
             if small:
                 warnings.warn(small, PerceptiqWarning, stacklevel=2)
                 notes.append(small)
-            reps = self.bootstrap_replicates(data, bootstrap, seed)
+            reps = self.bootstrap_replicates(data, bootstrap, seed, starts=fits)
             intervals = {
                 k: percentile_interval(values[k], r, confidence) for k, r in reps.items() if k in values
             }
@@ -355,20 +372,30 @@ class Protocol(abc.ABC):
             mapping=mapping,
         )
 
-    def _point(self, data: ScoreData) -> tuple[dict[str, float], FittedMapping | None]:
-        return self.statistics(data), None
+    def _point(self, data: ScoreData) -> tuple[dict[str, float], Starts]:
+        """Point estimates and the mappings fitted to all items for them, by name (None: undefined)."""
+        return self.statistics(data), {}
 
     def bootstrap_replicates(
-        self, data: ScoreData | PairData, n_resamples: int, seed: int | None, *, workers: int | None = None
+        self,
+        data: ScoreData | PairData,
+        n_resamples: int,
+        seed: int | None,
+        *,
+        workers: int | None = None,
+        starts: Starts | None = None,
     ) -> Replicates:
         """Replicates of every statistic (and ``main``) over ``n_resamples`` resamples of the items.
 
         Resamples are drawn in order from one seeded stream, then chunks are evaluated in ``workers``
         threads (default: the CPU count, at most 4); numpy releases the GIL in the heavy kernels.
+        ``starts`` are the mappings already fitted to all items (as :meth:`start_fits` gives them),
+        so that a caller holding them does not fit them again.
         """
         workers = workers or min(os.cpu_count() or 1, 4)
         chunks = list(iter_resample_counts(data.n, n_resamples, seed, n_chunks=workers))
-        starts = self.start_fits(data)
+        if starts is None or not set(self.fitted_mappings()) <= set(starts):
+            starts = self.start_fits(data)
 
         def run(w: np.ndarray) -> Replicates:
             with warnings.catch_warnings():
@@ -385,6 +412,14 @@ class Protocol(abc.ABC):
         return {k: np.concatenate([r[k] for r in results]) for k in results[0]}
 
 
+def _check_count(data: ScoreData | PairData) -> None:
+    """Refuse fewer than 2 items (images or pairs): no statistic of a protocol is defined on them."""
+    if data.n < 2:
+        raise UndefinedStatisticError(
+            f"only {data.n} item(s) matched: at least 2 are needed", side="predictions"
+        )
+
+
 def small_sample_note(n: int) -> str | None:
     """The warning for a bootstrap CI on fewer than :data:`MIN_BOOTSTRAP_ITEMS` items, else None."""
     if n >= MIN_BOOTSTRAP_ITEMS:
@@ -395,13 +430,6 @@ def small_sample_note(n: int) -> str | None:
     )
 
 
-def _per_resample(fn: Callable[[np.ndarray], float], w: np.ndarray) -> np.ndarray:
-    out = np.empty(w.shape[0])
-    for r in range(w.shape[0]):
-        out[r] = fn(expand(w[r]))
-    return out
-
-
 def _fitted_plcc_replicates(
     data: ScoreData, w: np.ndarray, mapping: Mapping, starts: Starts | None
 ) -> np.ndarray:
@@ -409,6 +437,26 @@ def _fitted_plcc_replicates(
     start = (starts or {}).get(mapping)
     fitted = mapped_predictions_batch(data.pred, data.mos, w, mapping, start)
     return weighted_pearson_rows(fitted, data.mos, w)
+
+
+def _srcc_plcc(data: ScoreData, mapping: Mapping) -> tuple[dict[str, float], Starts]:
+    """SRCC and PLCC after ``mapping`` (fitted once; "none" = raw Pearson), with the fit by name."""
+    srcc = stats.srcc(data.pred, data.mos)
+    if mapping == "none":
+        return {"srcc": srcc, "plcc": stats.plcc(data.pred, data.mos)}, {}
+    fitted = fit_mapping_or_fallback(data.pred, data.mos, mapping)
+    return {"srcc": srcc, "plcc": stats.fitted_plcc(data.pred, data.mos, fitted, mapping)}, {mapping: fitted}
+
+
+def _srcc_plcc_replicates(
+    data: ScoreData, w: np.ndarray, mapping: Mapping, starts: Starts | None
+) -> Replicates:
+    """:func:`_srcc_plcc` on the resamples given by the rows of the count matrix ``w``."""
+    if mapping == "none":
+        plcc = weighted_pearson(data.pred, data.mos, w)
+    else:
+        plcc = _fitted_plcc_replicates(data, w, mapping, starts)
+    return {"srcc": weighted_spearman(data.pred, data.mos, w), "plcc": plcc}
 
 
 def _check_mapping(mapping: str) -> None:
@@ -435,18 +483,7 @@ class CorrelationProtocol(Protocol):
         return self.srcc_weight * values["srcc"] + self.plcc_weight * values["plcc"]
 
     def _point(self, data):
-        mapping = None
-        if self.plcc_mapping != "none":
-            mapping = fit_mapping_or_fallback(data.pred, data.mos, self.plcc_mapping)
-        values = {
-            "srcc": stats.srcc(data.pred, data.mos),
-            "plcc": stats.plcc(data.pred, data.mos, mapping=self.plcc_mapping),
-        }
-        values.update(self._extra_point(data))
-        return values, mapping
-
-    def _extra_point(self, data) -> dict[str, float]:
-        return {}
+        return _srcc_plcc(data, self.plcc_mapping)
 
     def statistics(self, data):
         return self._point(data)[0]
@@ -455,292 +492,10 @@ class CorrelationProtocol(Protocol):
         return () if self.plcc_mapping == "none" else (self.plcc_mapping,)
 
     def replicates(self, data, w, starts=None):
-        reps = {"srcc": weighted_spearman(data.pred, data.mos, w)}
-        if self.plcc_mapping == "none":
-            reps["plcc"] = weighted_pearson(data.pred, data.mos, w)
-        else:
-            reps["plcc"] = _fitted_plcc_replicates(data, w, self.plcc_mapping, starts)
-        return reps
+        return _srcc_plcc_replicates(data, w, self.plcc_mapping, starts)
 
 
 PROTOCOLS: Registry[Protocol] = Registry("protocol")
-
-
-@PROTOCOLS.register("isrg-q-2025")
-@dataclass(frozen=True)
-class ISRGQ2025(CorrelationProtocol):
-    """VQualA 2025 ISRGC-Q (super-resolution generated content): 0.6 SRCC + 0.4 PLCC (Li et al., ISRG-Q
-    report, 2025, eq. 1).
-
-    One global correlation over all test images. The organisers' PLCC convention is not published
-    (Lighting-YXLI/ISRGen-QA README and split files): the default is raw Pearson;
-    ``plcc_mapping="logistic4"`` gives the sister
-    VQualA/NTIRE convention.
-    """
-
-    name: ClassVar[str] = "isrg-q-2025"
-    description: ClassVar[str] = "VQualA 2025 ISRGC-Q: 0.6 SRCC + 0.4 PLCC"
-    source: ClassVar[str] = "Li et al., ISRG-Q report, 2025, eq. 1; Lighting-YXLI/ISRGen-QA README"
-    srcc_weight: ClassVar[float] = 0.6
-    plcc_weight: ClassVar[float] = 0.4
-
-
-@PROTOCOLS.register("vquala25-fiqa")
-@dataclass(frozen=True)
-class VQualA25FIQA(CorrelationProtocol):
-    """VQualA 2025 face IQA: (SRCC + PLCC) / 2 (Ma et al., VQualA 2025 FIQA report). Default raw PLCC; the
-    winner used logistic-4."""
-
-    name: ClassVar[str] = "vquala25-fiqa"
-    description: ClassVar[str] = "VQualA 2025 face IQA: (SRCC + PLCC) / 2"
-    source: ClassVar[str] = "Ma et al., VQualA 2025 FIQA report, eq. 1; sunwei925/Efficient-FIQA utils.py"
-
-
-@PROTOCOLS.register("generic")
-@dataclass(frozen=True)
-class Generic(Protocol):
-    """Every correlation statistic: SRCC, KRCC (tau-b), PLCC raw and after each mapping, RMSE, outlier ratio.
-
-    Attributes:
-        mappings: mappings for which PLCC and RMSE are reported (``plcc_<mapping>``, ``rmse_<mapping>``).
-        outlier_mapping: mapping used by the outlier ratio (needs MOS standard deviations).
-    """
-
-    name: ClassVar[str] = "generic"
-    description: ClassVar[str] = "all statistics: SRCC, KRCC, PLCC/RMSE raw and after nonlinear mappings"
-    source: ClassVar[str] = "VQEG FR-TV Phase II final report (2003); scipy.stats"
-    mappings: tuple[str, ...] = ("logistic4", "logistic5", "poly3_monotonic")
-    outlier_mapping: str = "logistic4"
-
-    def __post_init__(self) -> None:
-        for m in (*self.mappings, self.outlier_mapping):
-            _check_mapping(m)
-
-    def _point(self, data):
-        x, y = data.pred, data.mos
-        values = {
-            "srcc": stats.srcc(x, y),
-            "krcc": stats.krcc(x, y),
-            "plcc": stats.plcc(x, y),
-            "rmse": stats.rmse(x, y),
-        }
-        mapping = None
-        for m in self.mappings:
-            fitted = fit_mapping_or_fallback(x, y, m) if np.ptp(x) > 0 and np.ptp(y) > 0 else None
-            mapping = mapping or fitted
-            yhat = fitted(x) if fitted is not None else None
-            values[f"plcc_{m}"] = (
-                stats.pearson(yhat, y) if yhat is not None and np.ptp(yhat) > 0 else float("nan")
-            )
-            values[f"rmse_{m}"] = (
-                float(np.sqrt(np.mean((yhat - y) ** 2))) if yhat is not None else float("nan")
-            )
-        if data.mos_std is not None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FitWarning)
-                values["outlier_ratio"] = stats.outlier_ratio(
-                    x, y, data.mos_std, mapping=self.outlier_mapping
-                )
-        return values, mapping
-
-    def statistics(self, data):
-        return self._point(data)[0]
-
-    def fitted_mappings(self):
-        return tuple(self.mappings)
-
-    def replicates(self, data, w, starts=None):
-        x, y = data.pred, data.mos
-        reps = {"srcc": weighted_spearman(x, y, w), "plcc": weighted_pearson(x, y, w)}
-        reps["krcc"] = weighted_kendall(x, y, w)
-        reps["rmse"] = np.sqrt((w @ (x - y) ** 2) / w.sum(axis=1))
-        for m in self.mappings:
-            reps[f"plcc_{m}"] = _fitted_plcc_replicates(data, w, m, starts)
-        return reps
-
-
-@PROTOCOLS.register("ntire25-t2i-alignment")
-@dataclass(frozen=True)
-class NTIRE25T2IAlignment(Protocol):
-    """NTIRE 2025 T2I track 1 (EvalMuse-40K): 0.5 ACC + 0.25 (SRCC + PLCC) (Han et al., NTIRE 2025 T2I QA
-    report, eq. 1).
-
-    SRCC on raw overall scores; PLCC after the CodaLab 4-parameter logistic (official, default) or
-    ``plcc_mapping="poly3"`` (the report's third-order polynomial); the other variant is always
-    reported as ``plcc_alt``/``main_alt``. ACC pools all elements of all images after binarising
-    predictions and GT at ``element_threshold`` (>=; EvalMuse ``eval.py``).
-    """
-
-    name: ClassVar[str] = "ntire25-t2i-alignment"
-    description: ClassVar[str] = "NTIRE 2025 T2I alignment: 0.5 ACC + 0.25 (SRCC + PLCC), logistic-4 PLCC"
-    source: ClassVar[str] = (
-        "Han et al., NTIRE 2025 T2I QA report, eq. 1; CodaLab 21220 evaluation page; EvalMuse eval.py"
-    )
-    data_kind: ClassVar[type] = AlignmentData
-    plcc_mapping: str = "logistic4"
-    element_threshold: float = 0.5
-
-    def __post_init__(self) -> None:
-        _check_mapping(self.plcc_mapping)
-
-    @property
-    def alt_mapping(self) -> str:
-        return "poly3" if self.plcc_mapping != "poly3" else "logistic4"
-
-    def main(self, values):
-        return 0.5 * values["acc"] + 0.25 * (values["srcc"] + values["plcc"])
-
-    def _element_correct(self, data: AlignmentData) -> tuple[np.ndarray, np.ndarray]:
-        correct = np.array(
-            [
-                np.sum(stats.binarize(p, self.element_threshold) == stats.binarize(g, self.element_threshold))
-                for p, g in zip(data.element_pred, data.element_gt, strict=True)
-            ],
-            dtype=np.float64,
-        )
-        counts = np.array([np.size(p) for p in data.element_pred], dtype=np.float64)
-        if counts.sum() == 0:
-            raise InputError("alignment protocol: no elements to score")
-        return correct, counts
-
-    def _point(self, data):
-        mapping = fit_mapping_or_fallback(data.pred, data.mos, self.plcc_mapping)
-        correct, counts = self._element_correct(data)
-        values = {
-            "srcc": stats.srcc(data.pred, data.mos),
-            "plcc": stats.plcc(data.pred, data.mos, mapping=self.plcc_mapping),
-            "acc": float(correct.sum() / counts.sum()),
-            "plcc_raw": stats.plcc(data.pred, data.mos),
-        }
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FitWarning)
-            values["plcc_alt"] = stats.plcc(data.pred, data.mos, mapping=self.alt_mapping)
-        values["main_alt"] = 0.5 * values["acc"] + 0.25 * (values["srcc"] + values["plcc_alt"])
-        return values, mapping
-
-    def statistics(self, data):
-        return self._point(data)[0]
-
-    def fitted_mappings(self):
-        return (self.plcc_mapping,)
-
-    def replicates(self, data, w, starts=None):
-        correct, counts = self._element_correct(data)
-        return {
-            "srcc": weighted_spearman(data.pred, data.mos, w),
-            "plcc": _fitted_plcc_replicates(data, w, self.plcc_mapping, starts),
-            "acc": (w @ correct) / (w @ counts),
-        }
-
-
-@PROTOCOLS.register("ntire25-t2i-structure")
-@dataclass(frozen=True)
-class NTIRE25T2IStructure(Protocol):
-    """NTIRE 2025 T2I track 2 (EvalMuse-Structure): 0.7 F1 + 0.15 (SRCC + PLCC) (Han et al., NTIRE 2025 T2I
-    QA report, eq. 2).
-
-    F1 = 2PR/(P + R) of aggregate precision and recall (the baseline README's numbers prove it is not
-    a mean of per-image F1): ``f1_average="pooled"`` (default, pixel counts summed over the test set)
-    or ``"mean_pr"`` (image-averaged P and R). PLCC raw by default (the baseline's ``np.corrcoef``).
-    Masks must already be binary; use :func:`perceptiq.evaluation.stats.heatmap_to_mask` for heatmaps.
-    """
-
-    name: ClassVar[str] = "ntire25-t2i-structure"
-    description: ClassVar[str] = "NTIRE 2025 T2I structure: 0.7 F1 + 0.15 (SRCC + PLCC), pooled-pixel F1"
-    source: ClassVar[str] = (
-        "Han et al., NTIRE 2025 T2I QA report, eq. 2; DYEvaLab/EvalMuse-Structure README.md, evaluate.py"
-    )
-    data_kind: ClassVar[type] = StructureData
-    f1_average: MaskAverage = "pooled"
-    plcc_mapping: str = "none"
-
-    def __post_init__(self) -> None:
-        _check_mapping(self.plcc_mapping)
-        if self.f1_average not in ("pooled", "mean_pr", "per_image"):
-            raise InputError(
-                f"f1_average must be 'pooled', 'mean_pr' or 'per_image', got {self.f1_average!r}"
-            )
-
-    def main(self, values):
-        return 0.7 * values["f1"] + 0.15 * (values["srcc"] + values["plcc"])
-
-    @staticmethod
-    def _counts(data: StructureData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        counts = [stats.mask_counts(p, g) for p, g in zip(data.pred_masks, data.gt_masks, strict=True)]
-        return tuple(np.array([getattr(c, k) for c in counts], dtype=np.float64) for k in ("tp", "fp", "fn"))
-
-    def _point(self, data):
-        tp, fp, fn = self._counts(data)
-        f1 = stats.f1_from_counts(tp, fp, fn, self.f1_average)
-        mapping = None
-        if self.plcc_mapping != "none":
-            mapping = fit_mapping_or_fallback(data.pred, data.mos, self.plcc_mapping)
-        values = {
-            "srcc": stats.srcc(data.pred, data.mos),
-            "plcc": stats.plcc(data.pred, data.mos, mapping=self.plcc_mapping),
-            "f1": f1.f1,
-            "precision": f1.precision,
-            "recall": f1.recall,
-        }
-        return values, mapping
-
-    def statistics(self, data):
-        return self._point(data)[0]
-
-    def fitted_mappings(self):
-        return () if self.plcc_mapping == "none" else (self.plcc_mapping,)
-
-    def replicates(self, data, w, starts=None):
-        tp, fp, fn = self._counts(data)
-        if self.f1_average == "pooled":
-            stp, sfp, sfn = w @ tp, w @ fp, w @ fn
-            with np.errstate(invalid="ignore", divide="ignore"):
-                p, r = stp / (stp + sfp), stp / (stp + sfn)
-                f1 = np.where(p + r > 0, 2 * p * r / (p + r), 0.0)
-            f1 = np.where(np.isfinite(p + r), f1, np.nan)
-        else:
-            f1 = _per_resample(lambda i: stats.f1_from_counts(tp[i], fp[i], fn[i], self.f1_average).f1, w)
-        if self.plcc_mapping == "none":
-            plcc = weighted_pearson(data.pred, data.mos, w)
-        else:
-            plcc = _fitted_plcc_replicates(data, w, self.plcc_mapping, starts)
-        return {"srcc": weighted_spearman(data.pred, data.mos, w), "plcc": plcc, "f1": f1}
-
-
-@PROTOCOLS.register("realsr-2afc")
-@dataclass(frozen=True)
-class RealSR2AFC(Protocol):
-    """RealSR-1K 2AFC benchmark (Chen et al., Learning from Model Rankings, 2025): mean over human-voted
-    pairs of ``p q + (1 - p)(1 - q)``.
-
-    p = fraction of subjects preferring the first image, q = 1 if the model scores it higher.
-    ``tie="half"`` (default) counts a tie in the model's scores as q = 0.5; ``tie="second"`` follows
-    the released code (strict ``>``, a tie picks the second image). Also reports the human ceiling,
-    the mean of max(p, 1 - p): the best 2AFC score any model can reach on these pairs.
-    """
-
-    name: ClassVar[str] = "realsr-2afc"
-    description: ClassVar[str] = "RealSR 2AFC: mean of p q + (1 - p)(1 - q) over human-voted pairs"
-    source: ClassVar[str] = (
-        "Chen et al., Learning from Model Rankings, 2025; cschenjunlin/SR-IQA-SMC25 liqe_test_csv.py"
-    )
-    data_kind: ClassVar[type] = PairData
-    tie: TieRule = "half"
-
-    def main(self, values):
-        return values["two_afc"]
-
-    def _per_pair(self, data: PairData) -> dict[str, np.ndarray]:
-        q = stats.preference(data.score_first, data.score_second, tie=self.tie)
-        p = stats.as_vector(data.p_first, "human preference fractions")
-        return {"two_afc": stats.two_afc_scores(p, q), "human_ceiling": np.maximum(p, 1 - p)}
-
-    def statistics(self, data):
-        return {k: float(v.mean()) for k, v in self._per_pair(data).items()}
-
-    def replicates(self, data, w, starts=None):
-        total = w.sum(axis=1)
-        return {k: (w @ v) / total for k, v in self._per_pair(data).items()}
 
 
 def create_protocol(name: str, **options: object) -> Protocol:
