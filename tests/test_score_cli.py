@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from perceptiq.cli import app
 from perceptiq.errors import InputError
-from perceptiq.scoring import Scorer, pair_references, score_files
+from perceptiq.io.images import pair_references
+from perceptiq.scoring import Scorer, score_files
 
 runner = CliRunner()
 

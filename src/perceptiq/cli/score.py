@@ -120,9 +120,9 @@ def score_command(
 
     Example: perceptiq score sr/ --ref hr/ --metric psnr --option color=y --option crop_border=4
     """
-    from perceptiq.io.images import DEFAULT_MAX_BYTES, scan_images
+    from perceptiq.io.images import DEFAULT_MAX_BYTES, pair_references, scan_images
     from perceptiq.models._base import DEFAULT_MODEL
-    from perceptiq.scoring import metric_scorer, model_scorer, pair_references, score_files
+    from perceptiq.scoring import metric_scorer, model_scorer, score_files
 
     if metric is not None and (model is not None or weights is not None or allow_random_weights):
         raise InputError("name either --metric or --model/--weights/--allow-random-weights, not both")

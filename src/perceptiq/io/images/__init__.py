@@ -2,7 +2,8 @@
 
 * :mod:`~perceptiq.io.images.decode`: reading files safely (regular files only, size and pixel caps),
   mode conversions, EXIF orientation, 16-bit PNG/TIFF, batched nvJPEG on CUDA, threaded loading.
-* :mod:`~perceptiq.io.images.discover`: image files in folders by suffix (:data:`IMAGE_EXTENSIONS`).
+* :mod:`~perceptiq.io.images.discover`: image files in folders by suffix (:data:`IMAGE_EXTENSIONS`),
+  references paired with images (a folder or a manifest).
 * :mod:`~perceptiq.io.images.write`: :func:`save_image` (8-bit through Pillow, 16-bit PNG).
 
 The public names of the three modules are importable from here.
@@ -22,7 +23,7 @@ from perceptiq.io.images.decode import (
     probe_image,
     read_image,
 )
-from perceptiq.io.images.discover import IMAGE_EXTENSIONS, find_images, scan_images
+from perceptiq.io.images.discover import IMAGE_EXTENSIONS, find_images, pair_references, scan_images
 from perceptiq.io.images.write import save_image
 
 __all__ = [
@@ -41,5 +42,6 @@ __all__ = [
     "apply_exif_orientation",
     "find_images",
     "scan_images",
+    "pair_references",
     "save_image",
 ]

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from perceptiq.errors import DataFileError
 from perceptiq.io.images.decode import PathLike
+from perceptiq.io.tables import read_table
 
-__all__ = ["IMAGE_EXTENSIONS", "find_images", "scan_images"]
+__all__ = ["IMAGE_EXTENSIONS", "find_images", "scan_images", "pair_references"]
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".gif"}
@@ -87,3 +88,38 @@ def _walk(folder: Path, recursive: bool, include_hidden: bool) -> list[Path]:
         )
         files.extend(Path(dirpath, f) for f in filenames if include_hidden or not f.startswith("."))
     return sorted(files, key=lambda f: f.relative_to(folder).parts)
+
+
+def pair_references(images: list[Path], ref: str | Path) -> dict[Path, Path | None]:
+    """Reference of each image: same file name (or stem) in folder ``ref``, or a manifest's ``ref`` column.
+
+    A manifest (CSV/TSV/JSONL/JSON/Parquet) has columns ``image`` and ``ref`` with paths relative to
+    the manifest's folder (or absolute); images are matched by resolved path, else by file name.
+    """
+    ref = Path(ref)
+    if not ref.exists():
+        raise DataFileError(ref, "reference folder or manifest not found")
+    out: dict[Path, Path | None] = {}
+    if ref.is_dir():
+        by_name = {p.name: p for p in ref.iterdir() if p.is_file()}
+        by_stem = {p.stem: p for p in ref.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS}
+        for img in images:
+            out[img] = by_name.get(img.name) or by_stem.get(img.stem)
+        return out
+    frame = read_table(ref)
+    missing = [c for c in ("image", "ref") if c not in frame.columns]
+    if missing:
+        raise DataFileError(
+            ref, f"manifest lacks column(s) {missing}; columns are: {', '.join(frame.columns)}"
+        )
+    base = ref.parent
+    by_path: dict[Path, Path] = {}
+    by_name: dict[str, Path] = {}
+    for image, reference in zip(frame["image"].astype(str), frame["ref"].astype(str), strict=True):
+        resolved = (base / image).resolve()
+        target = (base / reference).resolve()
+        by_path[resolved] = target
+        by_name.setdefault(Path(image).name, target)
+    for img in images:
+        out[img] = by_path.get(img.resolve()) or by_name.get(img.name)
+    return out
