@@ -52,13 +52,17 @@ class Scorer:
         name: what the output's ``scorer`` column says (metric or model name).
         fn: ``fn(images)`` or ``fn(images, references)``.
         needs_reference: full-reference scorer.
-        policy: optional high-resolution policy applied around ``fn`` (tiles, patches, budget).
+        policy: high-resolution policy (tiles, patches, budget) asked for; None: the scorer's own
+            (the whole image for a metric, a model's input policy for a model).
         device: where images are decoded and scored.
         settings: what determines the scores (metric/model, options, weights, policy), recorded
             beside the output and compared on resume.
         undefined_reason: why the scorer can return NaN (the error written for such an image).
         infinite_score: when set, an infinite score is a defined value (e.g. PSNR of identical
             images) and is kept; otherwise it becomes an error row.
+        takes_policy: ``fn`` applies a policy itself and takes it as ``fn(images, references,
+            policy=...)``, None meaning its own (a model's :meth:`~perceptiq.models.QualityModel.score`);
+            otherwise ``policy`` is applied around ``fn`` here.
     """
 
     name: str
@@ -69,8 +73,12 @@ class Scorer:
     settings: dict[str, object] = field(default_factory=dict)
     undefined_reason: str | None = None
     infinite_score: str | None = None
+    takes_policy: bool = False
 
     def __call__(self, images: torch.Tensor, references: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores (B,) under :attr:`policy`: the one place scoring applies a policy, to metrics and models."""
+        if self.takes_policy:
+            return self.fn(images, references, policy=self.policy)
         if self.policy is not None and self.policy.mode != "full":
             return apply_policy(self.fn, images, self.policy, reference=references)
         return self.fn(images) if references is None else self.fn(images, references)
@@ -285,8 +293,14 @@ def check_device(device: str) -> str:
 def metric_scorer(
     name: str, *, device: str = "cpu", policy: InputPolicy | None = None, **options: object
 ) -> Scorer:
-    """A :class:`Scorer` over the registered metric ``name`` (options passed to ``create_metric``)."""
+    """A :class:`Scorer` over the registered metric ``name`` (options passed to ``create_metric``).
+
+    ``policy`` in mode ``"full"`` is the metric's own (the whole image) and is recorded as None.
+    """
     from perceptiq.metrics import create_metric
+
+    if policy is not None and policy.mode == "full":
+        policy = None
 
     metric = create_metric(name, **options).to(check_device(device)).eval()
     settings = {
@@ -312,12 +326,14 @@ def model_scorer(
     weights: str | Path | None = None,
     device: str = "cpu",
     allow_random_weights: bool = False,
+    policy: InputPolicy | None = None,
     **config: object,
 ) -> Scorer:
     """A :class:`Scorer` over a learned model: a registered variant (with optional weights) or a saved one.
 
     ``config`` overrides fields of the variant's config. A model without trained weights is refused
     unless ``allow_random_weights`` (:func:`perceptiq.models._base.require_trained_weights`).
+    ``policy`` replaces the model's own input policy (None keeps it).
     """
     from perceptiq.models import create_model, load_model
     from perceptiq.models._base import require_trained_weights
@@ -335,9 +351,16 @@ def model_scorer(
         "weights": None if weights is None else _weights_id(weights),
         "options": config,
         "allow_random_weights": allow_random_weights,
+        "policy": None if policy is None else dataclasses.asdict(policy),
     }
     return Scorer(
-        name=label, fn=model.score, needs_reference=model.needs_reference, device=device, settings=settings
+        name=label,
+        fn=model.score,
+        needs_reference=model.needs_reference,
+        policy=policy,
+        device=device,
+        settings=settings,
+        takes_policy=True,
     )
 
 
