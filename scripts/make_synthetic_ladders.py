@@ -2,7 +2,7 @@
 
 Each chosen photo of ../shared/data/pristine_natural (every ``--every``-th row of its manifest, at least
 256 px on the short side) is written as PNG together with levels 1, 3 and 5 of the Gaussian-noise, JPEG
-and Gaussian-blur ladders of :data:`perceptiq.data.synthetic.SEVERITIES` (seeded). The manifest has no
+and Gaussian-blur ladders of :data:`perceptiq.data.ladders.SEVERITIES` (seeded). The manifest has no
 MOS; its ``method`` column names the rung (``pristine``, ``gaussian_noise_L3``, ...) and
 ``method_scores.json`` ranks the rungs in the format of ``perceptiq rank --json``: pristine 0, then
 -1 / -2 / -3 for levels 1 / 3 / 5 of every family (families are not calibrated against each other; equal
@@ -21,7 +21,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from perceptiq.data.distortions import distort
-from perceptiq.data.synthetic import SEVERITIES, derive_seed
+from perceptiq.data.ladders import SEVERITIES, derive_seed
 from perceptiq.io.images import read_image, save_image
 
 ROOT = Path(__file__).resolve().parents[1]

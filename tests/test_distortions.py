@@ -25,7 +25,7 @@ from conftest import SHARED_DATA, shared_data
 from perceptiq.data import distortions as D
 from perceptiq.data.distortions.blur import disk_kernel
 from perceptiq.data.distortions.resampling import lanczos_matrix
-from perceptiq.data.synthetic import (
+from perceptiq.data.ladders import (
     PRISTINE,
     SEVERITIES,
     DistortionGenerator,
@@ -589,7 +589,7 @@ def test_dataset_errors(pristine_folder, tmp_path):
         "perceptiq.data.distortions.photometric",
         "perceptiq.data.distortions.resampling",
         "perceptiq.data.distortions.sr_artifacts",
-        "perceptiq.data.synthetic",
+        "perceptiq.data.ladders",
     ],
 )
 def test_docstring_examples(module):

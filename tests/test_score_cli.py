@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from perceptiq.cli import app
 from perceptiq.errors import InputError
-from perceptiq.scoring import Scorer, pair_references, score_files
+from perceptiq.io.images import pair_references
+from perceptiq.scoring import Scorer, score_files
 
 runner = CliRunner()
 
@@ -168,3 +169,58 @@ def test_samples_then_score_moves_the_right_way(tmp_path):
     for _, group in merged.groupby(["photo", "distortion"]):
         ordered = group.sort_values("severity")["score"].to_numpy()
         assert (np.diff(ordered) < 0).all(), group  # stronger distortion, lower SSIM
+
+
+def _tiles(x: np.ndarray, side: int) -> list[np.ndarray]:
+    """The non-overlapping side x side tiles of an (H, W, ...) array whose sides are multiples of side."""
+    h, w = x.shape[:2]
+    return [x[r : r + side, c : c + side] for r in range(0, h, side) for c in range(0, w, side)]
+
+
+def test_model_scored_with_policy_tiles_is_the_mean_over_its_tiles(tmp_path):
+    from perceptiq.models import create_model, load_model, save_model
+
+    torch.manual_seed(0)
+    model = create_model("nss_mlp", n_members=2, mos_range=(-1e6, 1e6))  # no clipping of random scores
+    save_model(model, tmp_path / "mine")  # its own input policy: the whole image
+    pixels = _photo(128, 192)
+    Image.fromarray(pixels).save(tmp_path / "x.png")
+    out = tmp_path / "tiles.jsonl"
+    args = ["score", str(tmp_path / "x.png"), "--weights", str(tmp_path / "mine"), "--json", "-o", str(out)]
+    result = runner.invoke(app, [*args, "--policy", "tiles", "--tile", "64"])
+    assert result.exit_code == 0, result.output
+    model = load_model(tmp_path / "mine")
+    by_tile = [
+        float(model.score(torch.from_numpy(t.transpose(2, 0, 1).copy()).float()[None] / 255.0)[0])
+        for t in _tiles(pixels, 64)
+    ]
+    assert len(by_tile) == 6
+    whole = float(model.score(torch.from_numpy(pixels.transpose(2, 0, 1).copy()).float()[None] / 255.0)[0])
+    score = json.loads(result.stdout)[0]["score"]
+    assert score == pytest.approx(np.mean(by_tile), rel=1e-5)
+    assert abs(score - whole) > 1e-3  # the policy was applied, not the model's own whole-image one
+    recorded = json.loads((tmp_path / "tiles.jsonl.meta.json").read_text())["scorer"]["policy"]
+    assert (recorded["mode"], recorded["tile_size"]) == ("tiles", 64)
+    again = runner.invoke(app, [*args, "--resume", "--policy", "tiles", "--tile", "32"])
+    assert again.exit_code == 1
+    assert "resume with the same scorer and options" in again.output
+
+
+def test_metric_scored_with_policy_tiles_is_the_mean_over_its_tiles(tmp_path):
+    from skimage.metrics import peak_signal_noise_ratio
+
+    clean = _photo(128, 192)
+    noisy = np.clip(clean.astype(int) + np.random.default_rng(1).integers(-30, 30, clean.shape), 0, 255)
+    noisy = noisy.astype(np.uint8)
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "dist").mkdir()
+    Image.fromarray(clean).save(tmp_path / "ref" / "x.png")
+    Image.fromarray(noisy).save(tmp_path / "dist" / "x.png")
+    args = ["score", str(tmp_path / "dist"), "--ref", str(tmp_path / "ref"), "-m", "psnr", "--json"]
+    result = runner.invoke(app, [*args, "--policy", "tiles", "--tile", "64"])
+    assert result.exit_code == 0, result.output
+    by_tile = [
+        peak_signal_noise_ratio(c, n, data_range=255)
+        for c, n in zip(_tiles(clean, 64), _tiles(noisy, 64), strict=True)
+    ]
+    assert json.loads(result.stdout)[0]["score"] == pytest.approx(np.mean(by_tile), abs=1e-3)

@@ -1,10 +1,11 @@
 """Scoring many images with one metric or model, writing results as they come, resumable.
 
 :func:`score_files` decodes images in worker threads, pairs each with its reference when the scorer
-is full-reference, scores them, and appends one row per image to the output file right away
-(flushed), so a killed run loses nothing already written. A broken image becomes a row with its
-error and the run goes on; so does an image whose score is undefined (NaN, or an infinity the scorer
-does not declare as a defined value): its row has no score and the error says why.
+is full-reference, scores them, and records one row per image in the output file right away
+(:class:`perceptiq.io.results.ResultWriter`: flushed, so a killed run loses nothing already written).
+A broken image becomes a row with its error and the run goes on; so does an image whose score is
+undefined (NaN, or an infinity the scorer does not declare as a defined value): its row has no score
+and the error says why.
 
 The ``image`` column holds absolute paths; an image named twice (relative and absolute path, or
 through a symbolic link) is scored once, matched by its resolved path.
@@ -13,17 +14,12 @@ With ``resume=True`` images already scored in the output are skipped; a last lin
 killed run is dropped first (that image is scored again), and at the end the file is rewritten
 (atomically) without duplicate rows. Beside the output, ``<output>.meta.json`` records the scorer and
 its options (metric or model name, options, weights, input policy); resuming with a different scorer
-is refused.
-
-Output formats by suffix: ``.csv``, ``.jsonl``, ``.parquet`` (rows are streamed to a ``.partial.jsonl``
-beside it and the Parquet file is written at the end). JSON Lines are strict JSON: a non-finite
-number (the ``inf`` PSNR of identical images) is written as ``null``.
+is refused. Output formats and their encoding: :mod:`perceptiq.io.results`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import time
@@ -31,30 +27,21 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
 import torch
 
 from perceptiq.errors import DataFileError, InputError, PerceptiqError
 from perceptiq.functional.patches import InputPolicy, apply_policy
-from perceptiq.io.images import DEFAULT_MAX_BYTES, IMAGE_EXTENSIONS, LoadedImage, load_images, read_image
-from perceptiq.io.json_text import dumps, json_safe
-from perceptiq.io.tables import read_table
+from perceptiq.io.images import DEFAULT_MAX_BYTES, LoadedImage, load_images, read_image
+from perceptiq.io.results import COLUMNS, ResultWriter, image_key
 
 __all__ = [
-    "COLUMNS",
     "Scorer",
     "ScoreSummary",
-    "ResultWriter",
-    "pair_references",
     "score_files",
     "check_device",
     "metric_scorer",
     "model_scorer",
 ]
-
-COLUMNS = ("image", "score", "error", "reference", "height", "width", "seconds", "scorer")
-META_SUFFIX = ".meta.json"
-"""Suffix added to the output's name for the sidecar recording the scorer (``scores.csv.meta.json``)."""
 
 
 @dataclass
@@ -65,13 +52,17 @@ class Scorer:
         name: what the output's ``scorer`` column says (metric or model name).
         fn: ``fn(images)`` or ``fn(images, references)``.
         needs_reference: full-reference scorer.
-        policy: optional high-resolution policy applied around ``fn`` (tiles, patches, budget).
+        policy: high-resolution policy (tiles, patches, budget) asked for; None: the scorer's own
+            (the whole image for a metric, a model's input policy for a model).
         device: where images are decoded and scored.
         settings: what determines the scores (metric/model, options, weights, policy), recorded
             beside the output and compared on resume.
         undefined_reason: why the scorer can return NaN (the error written for such an image).
         infinite_score: when set, an infinite score is a defined value (e.g. PSNR of identical
             images) and is kept; otherwise it becomes an error row.
+        takes_policy: ``fn`` applies a policy itself and takes it as ``fn(images, references,
+            policy=...)``, None meaning its own (a model's :meth:`~perceptiq.models.QualityModel.score`);
+            otherwise ``policy`` is applied around ``fn`` here.
     """
 
     name: str
@@ -82,8 +73,12 @@ class Scorer:
     settings: dict[str, object] = field(default_factory=dict)
     undefined_reason: str | None = None
     infinite_score: str | None = None
+    takes_policy: bool = False
 
     def __call__(self, images: torch.Tensor, references: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores (B,) under :attr:`policy`: the one place scoring applies a policy, to metrics and models."""
+        if self.takes_policy:
+            return self.fn(images, references, policy=self.policy)
         if self.policy is not None and self.policy.mode != "full":
             return apply_policy(self.fn, images, self.policy, reference=references)
         return self.fn(images) if references is None else self.fn(images, references)
@@ -105,177 +100,6 @@ class ScoreSummary:
     rows: list[dict[str, object]] = field(default_factory=list)
     unsupported_files: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-
-def image_key(path: str | Path) -> str:
-    """The key that identifies an image across runs: its resolved absolute path."""
-    return str(Path(path).resolve())
-
-
-class ResultWriter:
-    """Appends rows to CSV/JSON Lines (Parquet via a streamed ``.partial.jsonl``), flushing each batch."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        suffix = self.path.suffix.lower()
-        if suffix not in (".csv", ".jsonl", ".parquet"):
-            raise InputError(f"{self.path}: output must end in .csv, .jsonl or .parquet")
-        self.kind = suffix.lstrip(".")
-        self.stream = self.path.with_suffix(".partial.jsonl") if self.kind == "parquet" else self.path
-        self.meta = self.path.with_name(self.path.name + META_SUFFIX)
-        if self.path.is_dir():
-            raise DataFileError(
-                self.path, "output is a folder; give a file name ending in .csv, .jsonl or .parquet"
-            )
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.stream.open("a", encoding="utf-8"):
-                pass
-        except OSError as err:
-            raise DataFileError(self.path, f"cannot write the output: {err.strerror or err}") from None
-
-    def existing(self) -> pd.DataFrame:
-        """Rows already written by earlier runs (final file and streamed partial rows)."""
-        frames = []
-        if self.path.exists() and self.path.stat().st_size > 0:
-            frames.append(read_table(self.path) if self.kind != "jsonl" else _read_jsonl(self.path))
-        if self.stream != self.path and self.stream.exists() and self.stream.stat().st_size > 0:
-            frames.append(_read_jsonl(self.stream))
-        for frame in frames:
-            if "image" not in frame.columns:
-                raise DataFileError(
-                    self.path,
-                    "has no 'image' column, so it is not a perceptiq score output "
-                    f"(columns: {', '.join(map(str, frame.columns))}); choose another output file",
-                )
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(COLUMNS))
-
-    def drop_torn_tail(self) -> str | None:
-        """Cut a last line left incomplete by a killed run (no final newline); says what was cut."""
-        path = self.stream
-        if not path.exists() or path.stat().st_size == 0:
-            return None
-        data = path.read_bytes()
-        if data.endswith(b"\n"):
-            return None
-        keep = data.rfind(b"\n") + 1
-        with path.open("r+b") as fh:
-            fh.truncate(keep)
-        torn = data[keep:].decode("utf-8", errors="replace")
-        return f"{path}: dropped an incomplete last line left by an interrupted run ({torn[:60]!r})"
-
-    def check_scorer(self, scorer: Scorer, rows: pd.DataFrame) -> None:
-        """Refuse to continue an output written with other settings; record this run's settings."""
-        wanted = json_safe(scorer.settings)
-        if self.meta.exists() and not rows.empty:
-            try:
-                recorded = json.loads(self.meta.read_text(encoding="utf-8")).get("scorer")
-            except (OSError, ValueError, AttributeError) as err:
-                raise DataFileError(self.meta, f"unreadable scorer record ({err})") from None
-            if recorded != wanted:
-                raise InputError(
-                    f"{self.path} was scored with {dumps(recorded)}, this run uses {dumps(wanted)}: "
-                    "resume with the same scorer and options, or write to another output file"
-                )
-        elif not rows.empty and "scorer" in rows.columns:
-            names = sorted(set(rows["scorer"].dropna().astype(str)))
-            if names and names != [scorer.name]:
-                raise InputError(
-                    f"{self.path} was scored with {', '.join(names)}, this run uses {scorer.name}: "
-                    "resume with the same scorer, or write to another output file"
-                )
-        try:
-            self.meta.write_text(dumps({"scorer": wanted}, indent=2) + "\n", encoding="utf-8")
-        except OSError as err:
-            raise DataFileError(self.meta, f"cannot write: {err.strerror or err}") from None
-
-    def append(self, rows: list[dict[str, object]]) -> None:
-        if not rows:
-            return
-        try:
-            if self.kind == "csv":
-                header = not self.path.exists() or self.path.stat().st_size == 0
-                frame = pd.DataFrame(rows, columns=list(COLUMNS))
-                frame.to_csv(self.path, mode="a", header=header, index=False)
-                return
-            with self.stream.open("a", encoding="utf-8") as fh:
-                for row in rows:
-                    fh.write(dumps(row) + "\n")
-                fh.flush()
-        except OSError as err:
-            raise DataFileError(self.stream, f"cannot write results: {err.strerror or err}") from None
-
-    def finalize(self) -> None:
-        """Rewrite the output without duplicates (the last row of an image wins), atomically."""
-        frame = self.existing()
-        if frame.empty:
-            return
-        keys = frame["image"].astype(str).map(image_key)
-        frame = frame[~keys.duplicated(keep="last")]
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        try:
-            if self.kind == "csv":
-                frame.to_csv(tmp, index=False)
-            elif self.kind == "jsonl":
-                lines = [dumps(row) + "\n" for row in frame.to_dict(orient="records")]
-                tmp.write_text("".join(lines), encoding="utf-8")
-            else:
-                frame.to_parquet(tmp, index=False)
-            tmp.replace(self.path)
-        except OSError as err:
-            raise DataFileError(self.path, f"cannot write results: {err.strerror or err}") from None
-        if self.stream != self.path and self.stream.exists():
-            self.stream.unlink()
-
-
-def _read_jsonl(path: Path) -> pd.DataFrame:
-    """Rows of a JSON Lines score file; a line that is not JSON is an error naming the line."""
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise DataFileError(path, f"line {number} is not valid JSON ({err.msg})") from None
-    return pd.DataFrame(rows)
-
-
-def pair_references(images: list[Path], ref: str | Path) -> dict[Path, Path | None]:
-    """Reference of each image: same file name (or stem) in folder ``ref``, or a manifest's ``ref`` column.
-
-    A manifest (CSV/TSV/JSONL/JSON/Parquet) has columns ``image`` and ``ref`` with paths relative to
-    the manifest's folder (or absolute); images are matched by resolved path, else by file name.
-    """
-    ref = Path(ref)
-    if not ref.exists():
-        raise DataFileError(ref, "reference folder or manifest not found")
-    out: dict[Path, Path | None] = {}
-    if ref.is_dir():
-        by_name = {p.name: p for p in ref.iterdir() if p.is_file()}
-        by_stem = {p.stem: p for p in ref.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS}
-        for img in images:
-            out[img] = by_name.get(img.name) or by_stem.get(img.stem)
-        return out
-    frame = read_table(ref)
-    missing = [c for c in ("image", "ref") if c not in frame.columns]
-    if missing:
-        raise DataFileError(
-            ref, f"manifest lacks column(s) {missing}; columns are: {', '.join(frame.columns)}"
-        )
-    base = ref.parent
-    by_path: dict[Path, Path] = {}
-    by_name: dict[str, Path] = {}
-    for image, reference in zip(frame["image"].astype(str), frame["ref"].astype(str), strict=True):
-        resolved = (base / image).resolve()
-        target = (base / reference).resolve()
-        by_path[resolved] = target
-        by_name.setdefault(Path(image).name, target)
-    for img in images:
-        out[img] = by_path.get(img.resolve()) or by_name.get(img.name)
-    return out
 
 
 def _row(scorer: Scorer, item: LoadedImage, **values: object) -> dict[str, object]:
@@ -411,7 +235,7 @@ def score_files(
             summary.notes.append(torn)
     if writer is not None:
         done = writer.existing()
-        writer.check_scorer(scorer, done)
+        writer.check_settings(scorer.name, scorer.settings, done)
         ok = done[done["error"].isna()] if "error" in done.columns else done
         finished = {image_key(p) for p in ok["image"].astype(str)}
         summary.skipped = sum(key in finished for key in unique)
@@ -469,8 +293,14 @@ def check_device(device: str) -> str:
 def metric_scorer(
     name: str, *, device: str = "cpu", policy: InputPolicy | None = None, **options: object
 ) -> Scorer:
-    """A :class:`Scorer` over the registered metric ``name`` (options passed to ``create_metric``)."""
+    """A :class:`Scorer` over the registered metric ``name`` (options passed to ``create_metric``).
+
+    ``policy`` in mode ``"full"`` is the metric's own (the whole image) and is recorded as None.
+    """
     from perceptiq.metrics import create_metric
+
+    if policy is not None and policy.mode == "full":
+        policy = None
 
     metric = create_metric(name, **options).to(check_device(device)).eval()
     settings = {
@@ -496,12 +326,14 @@ def model_scorer(
     weights: str | Path | None = None,
     device: str = "cpu",
     allow_random_weights: bool = False,
+    policy: InputPolicy | None = None,
     **config: object,
 ) -> Scorer:
     """A :class:`Scorer` over a learned model: a registered variant (with optional weights) or a saved one.
 
     ``config`` overrides fields of the variant's config. A model without trained weights is refused
     unless ``allow_random_weights`` (:func:`perceptiq.models._base.require_trained_weights`).
+    ``policy`` replaces the model's own input policy (None keeps it).
     """
     from perceptiq.models import create_model, load_model
     from perceptiq.models._base import require_trained_weights
@@ -519,9 +351,16 @@ def model_scorer(
         "weights": None if weights is None else _weights_id(weights),
         "options": config,
         "allow_random_weights": allow_random_weights,
+        "policy": None if policy is None else dataclasses.asdict(policy),
     }
     return Scorer(
-        name=label, fn=model.score, needs_reference=model.needs_reference, device=device, settings=settings
+        name=label,
+        fn=model.score,
+        needs_reference=model.needs_reference,
+        policy=policy,
+        device=device,
+        settings=settings,
+        takes_policy=True,
     )
 
 

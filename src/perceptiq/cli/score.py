@@ -30,10 +30,10 @@ def _progress(items: Iterator[LoadedImage], total: int) -> Iterator[LoadedImage]
             bar.advance(task)
 
 
-def _policy(mode: str, tile: int, patches: int, seed: int) -> InputPolicy | None:
+def _policy(mode: str | None, tile: int, patches: int, seed: int) -> InputPolicy | None:
     from perceptiq.functional.patches import InputPolicy
 
-    if mode == "full":
+    if mode is None:
         return None
     return InputPolicy(mode=mode, tile_size=tile, num_patches=patches, seed=seed, border="shift")
 
@@ -79,7 +79,13 @@ def score_command(
         int, typer.Option(min=1, help="Images per batch (same-size images are stacked).")
     ] = 8,
     workers: Annotated[int, typer.Option(min=0, help="Decoding threads.")] = 2,
-    policy: Annotated[str, typer.Option(help="full, tiles, random_patches or resize_budget.")] = "full",
+    policy: Annotated[
+        str | None,
+        typer.Option(
+            help="full, tiles, random_patches or resize_budget, for a metric or a model "
+            "[default: full for a metric, the model's own input policy for a model]."
+        ),
+    ] = None,
     tile: Annotated[int, typer.Option(help="Tile/patch side for --policy tiles/random_patches.")] = 512,
     patches: Annotated[int, typer.Option(help="Number of random patches.")] = 16,
     seed: Annotated[int, typer.Option(help="Seed of random patches.")] = 0,
@@ -120,9 +126,9 @@ def score_command(
 
     Example: perceptiq score sr/ --ref hr/ --metric psnr --option color=y --option crop_border=4
     """
-    from perceptiq.io.images import DEFAULT_MAX_BYTES, scan_images
+    from perceptiq.io.images import DEFAULT_MAX_BYTES, pair_references, scan_images
     from perceptiq.models._base import DEFAULT_MODEL
-    from perceptiq.scoring import metric_scorer, model_scorer, pair_references, score_files
+    from perceptiq.scoring import metric_scorer, model_scorer, score_files
 
     if metric is not None and (model is not None or weights is not None or allow_random_weights):
         raise InputError("name either --metric or --model/--weights/--allow-random-weights, not both")
@@ -131,10 +137,9 @@ def score_command(
     files, unsupported = scan_images(paths)
     if not files:
         raise InputError(f"no image files found in {', '.join(map(str, paths))}")
+    chosen = _policy(policy, tile, patches, seed)
     if metric is not None:
-        scorer = metric_scorer(
-            metric, device=device, policy=_policy(policy, tile, patches, seed), **parse_options(option)
-        )
+        scorer = metric_scorer(metric, device=device, policy=chosen, **parse_options(option))
     else:
         if model is None and weights is None:
             model = DEFAULT_MODEL  # no metric or model named: perceptiq's default NR model
@@ -143,6 +148,7 @@ def score_command(
             weights=weights,
             device=device,
             allow_random_weights=allow_random_weights,
+            policy=chosen,
             **parse_options(option),
         )
     references = None

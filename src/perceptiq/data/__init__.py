@@ -1,5 +1,5 @@
 """Datasets and manifests (KonIQ-10k, KADID-10k, LIVE Challenge, PIPAL, AGIQA-3K, EvalMuse, ...),
-content-independent splits and seeded synthetic distortions.
+content-independent splits, seeded distortions and severity ladders.
 
 * :mod:`~perceptiq.data.manifest`: the one manifest table format (CSV / JSON Lines / Parquet).
 * :mod:`~perceptiq.data.datasets`: readers of the published dataset layouts (``read_dataset``).

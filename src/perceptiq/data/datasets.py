@@ -35,6 +35,13 @@ import pandas as pd
 
 from perceptiq.data.readers._common import DATASETS
 from perceptiq.data.readers.annotations import HEATMAP_LEVELS, annotation_counts, rasterise_annotations
+from perceptiq.data.readers.full_reference import (
+    CSIQ_DISTORTIONS,
+    read_csiq,
+    read_kadid10k,
+    read_pipal,
+    read_tid2013,
+)
 from perceptiq.data.readers.generated import (
     parse_isrgen_line,
     read_agiqa3k,
@@ -43,13 +50,6 @@ from perceptiq.data.readers.generated import (
     read_isrgen_qa,
 )
 from perceptiq.data.readers.natural import read_face_challenge, read_koniq10k, read_live_challenge, read_spaq
-from perceptiq.data.readers.synthetic import (
-    CSIQ_DISTORTIONS,
-    read_csiq,
-    read_kadid10k,
-    read_pipal,
-    read_tid2013,
-)
 
 __all__ = [
     "DATASETS",

@@ -111,8 +111,8 @@ class QualityModel(torch.nn.Module, metaclass=abc.ABCMeta):
     """Base class of learned quality models.
 
     ``forward(x)`` maps a preprocessed batch (B, 3, h, w) in [0, 1] to (B,) raw scores (used in
-    training); :meth:`score` applies the model's :attr:`input_policy` to images of any size and returns
-    one score per image, higher = better, in :attr:`score_range`.
+    training); :meth:`score` applies the model's :attr:`input_policy` (or one given) to images of any
+    size and returns one score per image, higher = better, in :attr:`score_range`.
 
     :attr:`has_trained_weights` is False for a freshly built model and becomes True when
     :func:`load_weights` fills it; a family whose construction loads complete pretrained weights
@@ -138,9 +138,18 @@ class QualityModel(torch.nn.Module, metaclass=abc.ABCMeta):
 
     @torch.no_grad()
     def score(
-        self, images: torch.Tensor, reference: torch.Tensor | None = None, *, max_batch: int = 16
+        self,
+        images: torch.Tensor,
+        reference: torch.Tensor | None = None,
+        *,
+        max_batch: int = 16,
+        policy: InputPolicy | None = None,
     ) -> torch.Tensor:
-        """Scores of images (B, 3, H, W) in [0, 1] of any size under the model's input policy, shape (B,)."""
+        """Scores of images (B, 3, H, W) in [0, 1] of any size, shape (B,).
+
+        ``policy`` overrides the model's :attr:`input_policy` (e.g. ``perceptiq score --policy``);
+        None applies the model's own.
+        """
         was_training = self.training
         self.eval()
         try:
@@ -149,7 +158,8 @@ class QualityModel(torch.nn.Module, metaclass=abc.ABCMeta):
                 images = images.to(param.device, param.dtype)
                 reference = None if reference is None else reference.to(param.device, param.dtype)
             fn: Callable[..., torch.Tensor] = self.forward
-            return apply_policy(fn, images, self.input_policy, reference=reference, max_batch=max_batch)
+            chosen = self.input_policy if policy is None else policy
+            return apply_policy(fn, images, chosen, reference=reference, max_batch=max_batch)
         finally:
             self.train(was_training)
 

@@ -10,9 +10,10 @@ config, so that members on different scales (a sigmoid in [0, 1], a MOS level in
 their weights say. Standardisation is an affine map per member, so it changes the ensemble's values
 and ranking only through the relative weighting of members.
 
-:meth:`EnsembleModel.score` scores each member under its own input policy (the ensemble's own
-``input_policy`` is not used); :meth:`EnsembleModel.forward` feeds every member the same batch (for
-training or for members that share one policy). Full-reference members receive the reference,
+:meth:`EnsembleModel.score` scores each member under its own input policy, or every member under
+the ``policy`` it is given (the ensemble's own ``input_policy`` is not used);
+:meth:`EnsembleModel.forward` feeds every member the same batch (for training or for members that
+share one policy). Full-reference members receive the reference,
 no-reference members do not. :func:`~perceptiq.models.save_model` stores the member configs in the
 ensemble's ``config.json`` and all member weights in one safetensors file, so
 :func:`~perceptiq.models.load_model` rebuilds the members.
@@ -29,6 +30,7 @@ import torch
 from torch import nn
 
 from perceptiq.errors import InputError
+from perceptiq.functional.patches import InputPolicy
 from perceptiq.models._base import (
     FAMILIES,
     MODELS,
@@ -143,18 +145,31 @@ class EnsembleModel(QualityModel):
         return self._combine([m(images, self._reference_for(m, reference)) for m in self.members])
 
     def member_scores(
-        self, images: torch.Tensor, reference: torch.Tensor | None = None, *, max_batch: int = 16
+        self,
+        images: torch.Tensor,
+        reference: torch.Tensor | None = None,
+        *,
+        max_batch: int = 16,
+        policy: InputPolicy | None = None,
     ) -> torch.Tensor:
-        """Raw scores (M, B) of each member under its own input policy."""
-        rows = [m.score(images, self._reference_for(m, reference), max_batch=max_batch) for m in self.members]
+        """Raw scores (M, B) of each member under its own input policy, or under ``policy`` when given."""
+        rows = [
+            m.score(images, self._reference_for(m, reference), max_batch=max_batch, policy=policy)
+            for m in self.members
+        ]
         return torch.stack([r.to(rows[0].dtype) for r in rows])
 
     @torch.no_grad()
     def score(
-        self, images: torch.Tensor, reference: torch.Tensor | None = None, *, max_batch: int = 16
+        self,
+        images: torch.Tensor,
+        reference: torch.Tensor | None = None,
+        *,
+        max_batch: int = 16,
+        policy: InputPolicy | None = None,
     ) -> torch.Tensor:
-        """Ensemble scores (B,): each member scored under its own input policy, then combined."""
-        return self._combine(list(self.member_scores(images, reference, max_batch=max_batch)))
+        """Ensemble scores (B,): members scored under their own input policies (or ``policy``), combined."""
+        return self._combine(list(self.member_scores(images, reference, max_batch=max_batch, policy=policy)))
 
     def calibrate(self, member_scores: torch.Tensor) -> None:
         """Set each member's standardisation ``mean``/``std`` from its scores (M, N) on a calibration set.

@@ -1,4 +1,4 @@
-"""Seeded synthetic distortions with a known order of severity (pure tensor functions).
+"""Seeded image distortions with a known order of severity (pure tensor functions).
 
 Every distortion maps float images ``(B, C, H, W)`` (or ``(C, H, W)``) in [0, 1] to images of the same
 shape, dtype, device and range. Randomness comes only from an explicit ``torch.Generator``. Each
@@ -30,8 +30,8 @@ hallucinated_texture (r)   sr_artifacts  RMS amplitude of the band-pass texture 
 =========================  ============  ====================================================  ========
 
 :data:`LADDERS` keeps the three-level ladders of ``perceptiq samples`` (names ``blur``, ``noise``,
-``jpeg``, ``downup``; see :data:`ALIASES`); the five-level ladders of the synthetic-data generator are
-:data:`perceptiq.data.synthetic.SEVERITIES`.
+``jpeg``, ``downup``; see :data:`ALIASES`); the five-level severity ladders
+(:mod:`perceptiq.data.ladders`) are :data:`perceptiq.data.ladders.SEVERITIES`.
 
 Example:
     >>> import torch

@@ -1,4 +1,4 @@
-"""Decode image files into float tensors, list image files in folders, and write images.
+"""Decode image files into float tensors, safely (regular files only, size and pixel caps).
 
 Every reader returns a float tensor in [0, 1] of shape (1, C, H, W): C = 3 (RGB) by default, C = 1 with
 ``channels="grey"``. Pixel values are taken as encoded (no colour management: an embedded ICC profile
@@ -71,9 +71,9 @@ from PIL import Image, UnidentifiedImageError
 from perceptiq.errors import DataFileError, InputError, PerceptiqWarning
 
 __all__ = [
-    "IMAGE_EXTENSIONS",
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_MAX_BYTES",
+    "PNG_SIGNATURE",
     "ImageDecodeError",
     "ImageTooLargeError",
     "ImageInfo",
@@ -84,9 +84,6 @@ __all__ = [
     "decode_image",
     "load_images",
     "apply_exif_orientation",
-    "find_images",
-    "scan_images",
-    "save_image",
 ]
 
 Channels = Literal["rgb", "grey"]
@@ -94,11 +91,6 @@ Alpha = Literal["white", "black", "drop"]
 Decoder = Literal["pillow", "png16", "tiff16", "torchvision_jpeg"]
 PathLike = str | os.PathLike[str]
 
-IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".gif"}
-    | {".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".jp2", ".j2k", ".jpx", ".avif", ".qoi"}
-)
-"""Lower-case file suffixes that :func:`find_images` treats as images (raster formats Pillow decodes)."""
 
 DEFAULT_MAX_PIXELS: int = 1 << 28
 """Default pixel limit: 268,435,456 pixels (16384 x 16384; an 8K frame has 33 million)."""
@@ -109,7 +101,8 @@ DEFAULT_MAX_BYTES: int = 1 << 30
 
 _LUMA_BT601 = (0.299, 0.587, 0.114)
 _EXIF_ORIENTATION_TAG = 0x0112
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+"""The eight bytes that open every PNG file (PNG specification, ISO/IEC 15948, sec. 5.2)."""
 _I16_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 _TO_RGB_MODES = ("CMYK", "YCbCr", "LAB", "HSV", "RGBX")
 _DECODE_ERRORS: tuple[type[BaseException], ...] = (
@@ -299,7 +292,7 @@ def _orientation(img: Image.Image) -> int:
 
 
 def _bit_depth(img: Image.Image, data: bytes) -> int:
-    if img.format == "PNG" and data[:8] == _PNG_SIGNATURE and len(data) > 24:
+    if img.format == "PNG" and data[:8] == PNG_SIGNATURE and len(data) > 24:
         return data[24]
     if img.format == "TIFF":
         bits = getattr(img, "tag_v2", {}).get(258, 8)
@@ -739,146 +732,3 @@ def _load_pooled(
             yield from _resolve_pending(chunk, opts)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-
-
-def find_images(
-    paths: PathLike | Iterable[PathLike],
-    *,
-    recursive: bool = True,
-    extensions: Iterable[str] = IMAGE_EXTENSIONS,
-    include_hidden: bool = False,
-) -> list[Path]:
-    """List image files in folders (sorted), keeping files named explicitly as they are.
-
-    Args:
-        paths: one path or several; a folder contributes the files in it whose suffix (compared in
-            lower case) is in ``extensions``; any other path that exists (a file, a FIFO, a link) is
-            returned as given whatever its suffix, and the reader decides what to make of it.
-        recursive: also walk sub-folders (symbolic links to folders are not followed).
-        extensions: suffixes with the dot, e.g. ``{".png", ".jpg"}``; default :data:`IMAGE_EXTENSIONS`.
-        include_hidden: also list names starting with ``"."`` (e.g. macOS ``._photo.jpg`` resource
-            forks, which are not images), skipped by default.
-
-    Returns:
-        Paths in argument order; each folder's files sorted by their path relative to the folder;
-        duplicates removed. :func:`scan_images` also returns the folder entries left out.
-
-    Raises:
-        DataFileError: a path does not exist.
-    """
-    return scan_images(paths, recursive=recursive, extensions=extensions, include_hidden=include_hidden)[0]
-
-
-def scan_images(
-    paths: PathLike | Iterable[PathLike],
-    *,
-    recursive: bool = True,
-    extensions: Iterable[str] = IMAGE_EXTENSIONS,
-    include_hidden: bool = False,
-) -> tuple[list[Path], list[Path]]:
-    """:func:`find_images`, plus the non-hidden folder entries skipped for their suffix (e.g. ``.heic``).
-
-    Returns:
-        ``(images, unsupported)``: the images as :func:`find_images` lists them, and the files found
-        in the folders whose suffix is not in ``extensions``, in the same order.
-    """
-    roots = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
-    wanted = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
-    found: dict[Path, None] = {}
-    unsupported: dict[Path, None] = {}
-    for root in roots:
-        p = Path(root)
-        if p.is_dir():
-            for f in _walk(p, recursive, include_hidden):
-                (found if f.suffix.lower() in wanted else unsupported).setdefault(f, None)
-        elif p.exists() or p.is_symlink():
-            found.setdefault(p, None)
-        else:
-            raise DataFileError(p, "no such file or folder")
-    return list(found), list(unsupported)
-
-
-def _walk(folder: Path, recursive: bool, include_hidden: bool) -> list[Path]:
-    files: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = (
-            sorted(d for d in dirnames if include_hidden or not d.startswith(".")) if recursive else []
-        )
-        files.extend(Path(dirpath, f) for f in filenames if include_hidden or not f.startswith("."))
-    return sorted(files, key=lambda f: f.relative_to(folder).parts)
-
-
-def _png_chunk(kind: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-
-
-def _encode_png16(samples: np.ndarray) -> bytes:
-    """Encode (H, W, C) uint16 samples, C in 1..4, as a 16-bit PNG (PNG spec, ISO/IEC 15948, sec. 11).
-
-    Pillow cannot write 16-bit colour PNGs and torchvision's encoder takes only uint8, so the few
-    chunks are written here with zlib: IHDR (colour type 0/4/2/6, no interlace), one IDAT of
-    filter-type-0 rows of big-endian samples, IEND.
-    """
-    height, width, c = samples.shape
-    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[c]
-    rows = np.ascontiguousarray(samples, dtype=">u2").reshape(height, width * c).view(np.uint8)
-    raw = np.concatenate([np.zeros((height, 1), np.uint8), rows], axis=1)
-    header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
-    return b"".join(
-        [
-            _PNG_SIGNATURE,
-            _png_chunk(b"IHDR", header),
-            _png_chunk(b"IDAT", zlib.compress(raw.tobytes(), 6)),
-            _png_chunk(b"IEND", b""),
-        ]
-    )
-
-
-def _as_hwc(image: torch.Tensor) -> torch.Tensor:
-    if not isinstance(image, torch.Tensor):
-        raise InputError(f"image must be a torch.Tensor, got {type(image).__name__}")
-    x = image.detach()
-    if x.ndim == 4:
-        if x.shape[0] != 1:
-            raise InputError(f"save_image writes one image; got a batch of {x.shape[0]}")
-        x = x[0]
-    if x.ndim == 2:
-        x = x.unsqueeze(0)
-    if x.ndim != 3 or x.shape[0] not in (1, 2, 3, 4):
-        raise InputError(
-            f"image must have shape (C, H, W) or (1, C, H, W) with C in 1..4, got {tuple(image.shape)}"
-        )
-    if not x.is_floating_point():
-        raise InputError(f"image must be a float tensor in [0, 1], got dtype {x.dtype}")
-    if not torch.isfinite(x).all():
-        raise InputError("image holds NaN or infinite values")
-    return x.to("cpu", torch.float64).clamp(0.0, 1.0).permute(1, 2, 0)
-
-
-def save_image(image: torch.Tensor, path: PathLike, *, bits: Literal[8, 16] = 8, quality: int = 95) -> None:
-    """Write a float image in [0, 1] (values outside are clipped) to ``path``; format from the suffix.
-
-    Args:
-        image: (C, H, W), (1, C, H, W) or (H, W) with C = 1 (grey), 2 (grey + alpha), 3 (RGB) or 4 (RGBA).
-        path: destination; the folder must exist.
-        bits: 8 (any format Pillow writes; samples ``round(255 x)``) or 16 (PNG only; ``round(65535 x)``).
-        quality: JPEG/WebP quality (ignored by lossless formats).
-
-    Raises:
-        InputError: bad tensor or ``bits``.
-        DataFileError: the file cannot be written (missing folder, unknown suffix, ...).
-    """
-    hwc = _as_hwc(image)
-    p = Path(path)
-    if bits not in (8, 16):
-        raise InputError(f"bits must be 8 or 16, got {bits!r}")
-    if bits == 16 and p.suffix.lower() != ".png":
-        raise InputError(f"16-bit output is written as PNG; {p.name!r} does not end in .png")
-    try:
-        if bits == 16:
-            p.write_bytes(_encode_png16(np.rint(hwc.numpy() * 65535.0).astype(np.uint16)))
-            return
-        arr = np.rint(hwc.numpy() * 255.0).astype(np.uint8)
-        Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr).save(p, quality=quality)
-    except (OSError, ValueError, KeyError) as err:
-        raise DataFileError(p, f"cannot write image ({type(err).__name__}: {err})") from err

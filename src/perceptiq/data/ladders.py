@@ -1,4 +1,4 @@
-"""Graded synthetic distortions of pristine images: severity ladders, ranked pairs, pseudo-MOS, a dataset.
+"""Severity ladders: graded distortions of pristine images, ranked pairs, pseudo-MOS, a dataset.
 
 Each family of :data:`SEVERITIES` has five levels of its distortion's parameter, mildest first (see
 :mod:`perceptiq.data.distortions` for what each parameter means and which way it is stronger).

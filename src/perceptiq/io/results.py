@@ -1,0 +1,171 @@
+"""The results file of ``perceptiq score``: rows appended as they come, resumable, de-duplicated at the end.
+
+Formats by suffix: ``.csv``, ``.jsonl``, ``.parquet`` (rows are streamed to a ``.partial.jsonl``
+beside it and the Parquet file is written at the end). JSON Lines are strict JSON
+(:func:`perceptiq.io.json_text.dumps`): a non-finite number (the ``inf`` PSNR of identical images) is
+written as ``null``. Each batch of rows is flushed when appended, so a killed run loses nothing
+already written; a last line cut short by a kill is dropped on resume (:meth:`ResultWriter.drop_torn_tail`),
+and :meth:`ResultWriter.finalize` rewrites the file atomically without duplicate rows (the last row of
+an image wins; images are matched by resolved path, :func:`image_key`). Beside the output,
+``<output>.meta.json`` records the settings of the scorer that wrote it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from perceptiq.errors import DataFileError, InputError
+from perceptiq.io.json_text import dumps, json_safe
+from perceptiq.io.tables import read_table
+
+__all__ = ["COLUMNS", "META_SUFFIX", "ResultWriter", "image_key"]
+
+COLUMNS = ("image", "score", "error", "reference", "height", "width", "seconds", "scorer")
+"""Columns of a results file, in order."""
+META_SUFFIX = ".meta.json"
+"""Suffix added to the output's name for the sidecar recording the scorer (``scores.csv.meta.json``)."""
+
+
+def image_key(path: str | Path) -> str:
+    """The key that identifies an image across runs: its resolved absolute path."""
+    return str(Path(path).resolve())
+
+
+class ResultWriter:
+    """Appends rows to CSV/JSON Lines (Parquet via a streamed ``.partial.jsonl``), flushing each batch."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        suffix = self.path.suffix.lower()
+        if suffix not in (".csv", ".jsonl", ".parquet"):
+            raise InputError(f"{self.path}: output must end in .csv, .jsonl or .parquet")
+        self.kind = suffix.lstrip(".")
+        self.stream = self.path.with_suffix(".partial.jsonl") if self.kind == "parquet" else self.path
+        self.meta = self.path.with_name(self.path.name + META_SUFFIX)
+        if self.path.is_dir():
+            raise DataFileError(
+                self.path, "output is a folder; give a file name ending in .csv, .jsonl or .parquet"
+            )
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.stream.open("a", encoding="utf-8"):
+                pass
+        except OSError as err:
+            raise DataFileError(self.path, f"cannot write the output: {err.strerror or err}") from None
+
+    def existing(self) -> pd.DataFrame:
+        """Rows already written by earlier runs (final file and streamed partial rows)."""
+        frames = []
+        if self.path.exists() and self.path.stat().st_size > 0:
+            frames.append(read_table(self.path) if self.kind != "jsonl" else _read_jsonl(self.path))
+        if self.stream != self.path and self.stream.exists() and self.stream.stat().st_size > 0:
+            frames.append(_read_jsonl(self.stream))
+        for frame in frames:
+            if "image" not in frame.columns:
+                raise DataFileError(
+                    self.path,
+                    "has no 'image' column, so it is not a perceptiq score output "
+                    f"(columns: {', '.join(map(str, frame.columns))}); choose another output file",
+                )
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(COLUMNS))
+
+    def drop_torn_tail(self) -> str | None:
+        """Cut a last line left incomplete by a killed run (no final newline); says what was cut."""
+        path = self.stream
+        if not path.exists() or path.stat().st_size == 0:
+            return None
+        data = path.read_bytes()
+        if data.endswith(b"\n"):
+            return None
+        keep = data.rfind(b"\n") + 1
+        with path.open("r+b") as fh:
+            fh.truncate(keep)
+        torn = data[keep:].decode("utf-8", errors="replace")
+        return f"{path}: dropped an incomplete last line left by an interrupted run ({torn[:60]!r})"
+
+    def check_settings(self, name: str, settings: dict[str, object], rows: pd.DataFrame) -> None:
+        """Refuse to continue an output written with other settings; record this run's in the sidecar.
+
+        ``name`` is the scorer's name (the ``scorer`` column), ``settings`` what determines its scores;
+        ``rows`` are the rows already written (:meth:`existing`). Without a sidecar, the ``scorer``
+        column of the rows is compared with ``name``.
+        """
+        wanted = json_safe(settings)
+        if self.meta.exists() and not rows.empty:
+            try:
+                recorded = json.loads(self.meta.read_text(encoding="utf-8")).get("scorer")
+            except (OSError, ValueError, AttributeError) as err:
+                raise DataFileError(self.meta, f"unreadable scorer record ({err})") from None
+            if recorded != wanted:
+                raise InputError(
+                    f"{self.path} was scored with {dumps(recorded)}, this run uses {dumps(wanted)}: "
+                    "resume with the same scorer and options, or write to another output file"
+                )
+        elif not rows.empty and "scorer" in rows.columns:
+            names = sorted(set(rows["scorer"].dropna().astype(str)))
+            if names and names != [name]:
+                raise InputError(
+                    f"{self.path} was scored with {', '.join(names)}, this run uses {name}: "
+                    "resume with the same scorer, or write to another output file"
+                )
+        try:
+            self.meta.write_text(dumps({"scorer": wanted}, indent=2) + "\n", encoding="utf-8")
+        except OSError as err:
+            raise DataFileError(self.meta, f"cannot write: {err.strerror or err}") from None
+
+    def append(self, rows: list[dict[str, object]]) -> None:
+        """Append ``rows`` (dicts over :data:`COLUMNS`) and flush them to disk."""
+        if not rows:
+            return
+        try:
+            if self.kind == "csv":
+                header = not self.path.exists() or self.path.stat().st_size == 0
+                frame = pd.DataFrame(rows, columns=list(COLUMNS))
+                frame.to_csv(self.path, mode="a", header=header, index=False)
+                return
+            with self.stream.open("a", encoding="utf-8") as fh:
+                for row in rows:
+                    fh.write(dumps(row) + "\n")
+                fh.flush()
+        except OSError as err:
+            raise DataFileError(self.stream, f"cannot write results: {err.strerror or err}") from None
+
+    def finalize(self) -> None:
+        """Rewrite the output without duplicates (the last row of an image wins), atomically."""
+        frame = self.existing()
+        if frame.empty:
+            return
+        keys = frame["image"].astype(str).map(image_key)
+        frame = frame[~keys.duplicated(keep="last")]
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            if self.kind == "csv":
+                frame.to_csv(tmp, index=False)
+            elif self.kind == "jsonl":
+                lines = [dumps(row) + "\n" for row in frame.to_dict(orient="records")]
+                tmp.write_text("".join(lines), encoding="utf-8")
+            else:
+                frame.to_parquet(tmp, index=False)
+            tmp.replace(self.path)
+        except OSError as err:
+            raise DataFileError(self.path, f"cannot write results: {err.strerror or err}") from None
+        if self.stream != self.path and self.stream.exists():
+            self.stream.unlink()
+
+
+def _read_jsonl(path: Path) -> pd.DataFrame:
+    """Rows of a JSON Lines score file; a line that is not JSON is an error naming the line."""
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise DataFileError(path, f"line {number} is not valid JSON ({err.msg})") from None
+    return pd.DataFrame(rows)
