@@ -32,22 +32,6 @@ KNOWN_VIOLATIONS: set[tuple[str, str]] = {
     # A second state-dict loader beside models/_base.py.
     ("models/face_lite.py", "file I/O: load_file"),
     ("models/face_lite.py", "file I/O: torch.load"),
-    # The batch runner writes its tables and walks folders itself instead of through io/.
-    ("scoring.py", "file I/O: .iterdir"),
-    ("scoring.py", "file I/O: .mkdir"),
-    ("scoring.py", "file I/O: .open"),
-    ("scoring.py", "file I/O: .read_bytes"),
-    ("scoring.py", "file I/O: .read_text"),
-    ("scoring.py", "file I/O: .to_csv"),
-    ("scoring.py", "file I/O: .to_parquet"),
-    ("scoring.py", "file I/O: .unlink"),
-    ("scoring.py", "file I/O: .write_text"),
-    # Submission readers build evaluation objects (and run evaluation code) instead of returning arrays.
-    ("io/submissions.py", "imports perceptiq.evaluation (layer 3)"),
-    ("io/submissions.py", "imports perceptiq.evaluation.protocols (layer 3)"),
-    # Entries of the table for modules renamed by this refactoring (old name still in place).
-    ("ARCHITECTURE.md", "data/ladders.py names no module"),
-    ("data/synthetic.py", "has no layer in ARCHITECTURE.md"),
 }
 
 # Justified exceptions to the file I/O column: (module, call).

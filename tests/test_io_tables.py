@@ -12,7 +12,7 @@ import pytest
 
 from conftest import load_case_file
 from perceptiq.errors import DataFileError
-from perceptiq.evaluation.protocols import create_protocol
+from perceptiq.evaluation.protocols import AlignmentData, PairData, StructureData, create_protocol
 from perceptiq.io.submissions import load_alignment, load_pairs, load_structure, safe_load_pickle
 from perceptiq.io.tables import join_tables, read_table
 
@@ -133,7 +133,7 @@ def test_evalmuse_output_json_gives_the_official_score(tmp_path):
     pred, gt = tmp_path / "output.json", tmp_path / "gt.json"
     pred.write_text(json.dumps(_evalmuse_records(case, True)[::-1]))  # order must not matter
     gt.write_text(json.dumps(_evalmuse_records(case, False)))
-    data = load_alignment(pred, gt)
+    data = AlignmentData(**load_alignment(pred, gt))
     result = create_protocol("ntire25-t2i-alignment").evaluate(data)
     assert result.score == pytest.approx(case["expected"]["main_logistic4"], abs=1e-4)
     broken = _evalmuse_records(case, True)
@@ -156,7 +156,8 @@ def test_structure_pickle_roundtrip_heatmaps_and_resizing(tmp_path):
         pickle.dump(
             {k: {"score": float(i) + 0.5, "gt_area": m} for i, (k, m) in enumerate(gt_masks.items())}, fh
         )
-    data, notes = load_structure(pred_file, gt_file)
+    fields, notes = load_structure(pred_file, gt_file)
+    data = StructureData(**fields)
     for got, k in zip(data.pred_masks, sorted(gt_masks), strict=True):  # reading computes nothing
         np.testing.assert_array_equal(got, pred_heat[k])
     protocol = create_protocol("ntire25-t2i-structure")
@@ -172,7 +173,8 @@ def test_structure_pickle_roundtrip_heatmaps_and_resizing(tmp_path):
             },
             fh,
         )
-    data, notes = load_structure(pred_file, gt_file)
+    fields, notes = load_structure(pred_file, gt_file)
+    data = StructureData(**fields)
     assert "4 predicted mask(s) resized" in notes[0]
     for got, k in zip(protocol.masks(data)[0], sorted(gt_masks), strict=True):
         np.testing.assert_array_equal(got, gt_masks[k])
@@ -196,7 +198,7 @@ def test_pairs_join_predictions_by_image_name(tmp_path):
     )
     preds = pd.DataFrame({"image": ["a.png", "b.png", "c.png"], "score": [3.0, 2.0, 2.5]})
     pp, vp = _write(tmp_path, "pred.csv", preds), _write(tmp_path, "votes.csv", pairs)
-    data = load_pairs(pp, vp)
+    data = PairData(**load_pairs(pp, vp))
     np.testing.assert_array_equal(data.score_first, [3.0, 2.0])
     np.testing.assert_array_equal(data.score_second, [2.0, 2.5])
     with pytest.raises(DataFileError, match="1 image"):

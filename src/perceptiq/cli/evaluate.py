@@ -156,9 +156,9 @@ def evaluate_command(
 
     Example: perceptiq evaluate preds.csv mos.csv --protocol isrg-q-2025 --bootstrap 1000
     """
+    from perceptiq.evaluation.loading import load_for_protocol
     from perceptiq.evaluation.protocols import ScoreData, orient
     from perceptiq.evaluation.report import write_report
-    from perceptiq.io.submissions import load_for_protocol
 
     proto = _build_protocol(protocol, plcc_mapping, option)
     data, notes = load_for_protocol(
@@ -239,9 +239,9 @@ def compare_command(
     Example: perceptiq compare a.csv b.csv mos.csv --protocol vquala25-fiqa
     """
     from perceptiq.evaluation.compare import common_items, compare_models
+    from perceptiq.evaluation.loading import load_for_protocol
     from perceptiq.evaluation.protocols import orient
     from perceptiq.evaluation.report import write_json
-    from perceptiq.io.submissions import load_for_protocol
 
     proto = _build_protocol(protocol, plcc_mapping, option)
     kwargs = {"id_col": id_col, "pred_col": pred_col, "gt_col": gt_col, "gt_id_col": gt_id_col}

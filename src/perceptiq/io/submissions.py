@@ -1,4 +1,9 @@
-"""Readers for the files the challenges used, turned into the data objects of the protocols.
+"""Readers for the files the challenges used, returning the fields of the protocols' data objects.
+
+Each ``load_*`` function returns a ``dict`` whose keys are the fields of one data class of
+:mod:`perceptiq.evaluation.protocols` (``AlignmentData``, ``StructureData``, ``PairData``); the
+evaluation layer builds the object (:func:`perceptiq.evaluation.loading.load_for_protocol`), so this
+module reads files and computes nothing.
 
 * NTIRE 2025 T2I alignment (EvalMuse-40K): ``output.json`` = list of ``{prompt, img_path, total_score,
   element_score: {"<text> (<category>)": value}}`` for predictions and for ground truth alike.
@@ -25,14 +30,12 @@ import pandas as pd
 from PIL import Image
 
 from perceptiq.errors import DataFileError
-from perceptiq.evaluation.protocols import AlignmentData, PairData, Protocol, ScoreData, StructureData
 from perceptiq.io.tables import (
     ID_CANDIDATES,
     MOS_CANDIDATES,
     PRED_CANDIDATES,
     check_id_overlap,
     check_table_size,
-    join_tables,
     numeric_column,
     pick_column,
     read_table,
@@ -45,8 +48,10 @@ __all__ = [
     "read_structure_file",
     "load_structure",
     "load_pairs",
-    "load_for_protocol",
 ]
+
+Fields = dict[str, object]
+"""Keyword arguments of a protocol data class, e.g. ``AlignmentData(**fields)``."""
 
 _ALLOWED_GLOBALS = {
     ("numpy", "ndarray"),
@@ -159,10 +164,8 @@ def _match_keys(
     return common
 
 
-def load_alignment(
-    pred_path: str | Path, gt_path: str | Path, *, allow_missing: bool = False
-) -> AlignmentData:
-    """Match EvalMuse predictions to ground truth by ``img_path`` and elements by key."""
+def load_alignment(pred_path: str | Path, gt_path: str | Path, *, allow_missing: bool = False) -> Fields:
+    """Match EvalMuse predictions to ground truth by ``img_path`` and elements by key (``AlignmentData``)."""
     pred_path, gt_path = Path(pred_path), Path(gt_path)
     pred, gt = read_evalmuse_json(pred_path), read_evalmuse_json(gt_path)
     ids = _match_keys(set(pred), set(gt), pred_path, gt_path, allow_missing)
@@ -177,13 +180,13 @@ def load_alignment(
         order = list(g_el)
         e_pred.append(np.array([p_el[e] for e in order], dtype=np.float64))
         e_gt.append(np.array([g_el[e] for e in order], dtype=np.float64))
-    return AlignmentData(
-        ids=np.array(ids),
-        pred=np.array([pred[k][0] for k in ids]),
-        mos=np.array([gt[k][0] for k in ids]),
-        element_pred=tuple(e_pred),
-        element_gt=tuple(e_gt),
-    )
+    return {
+        "ids": np.array(ids),
+        "pred": np.array([pred[k][0] for k in ids]),
+        "mos": np.array([gt[k][0] for k in ids]),
+        "element_pred": tuple(e_pred),
+        "element_gt": tuple(e_gt),
+    }
 
 
 # ------------------------------------------------------------------------------------- structure
@@ -239,8 +242,8 @@ def read_structure_file(
 
 def load_structure(
     pred_path: str | Path, gt_path: str | Path, *, allow_missing: bool = False
-) -> tuple[StructureData, list[str]]:
-    """Match structure-track predictions to ground truth; returns the data and notes.
+) -> tuple[Fields, list[str]]:
+    """Match structure-track predictions to ground truth; returns ``StructureData`` fields and notes.
 
     Maps are kept as read: the structure protocol binarises heatmaps and resizes a predicted mask
     whose size differs from its ground truth (the notes say how many do).
@@ -250,14 +253,14 @@ def load_structure(
     ids = _match_keys(set(pred), set(gt), pred_path, gt_path, allow_missing)
     resized = sum(pred[key][1].shape != gt[key][1].shape for key in ids)
     notes = [f"{resized} predicted mask(s) resized (nearest) to the ground-truth size"] if resized else []
-    data = StructureData(
-        ids=np.array(ids),
-        pred=np.array([pred[k][0] for k in ids]),
-        mos=np.array([gt[k][0] for k in ids]),
-        pred_masks=tuple(pred[k][1] for k in ids),
-        gt_masks=tuple(gt[k][1] for k in ids),
-    )
-    return data, notes
+    fields = {
+        "ids": np.array(ids),
+        "pred": np.array([pred[k][0] for k in ids]),
+        "mos": np.array([gt[k][0] for k in ids]),
+        "pred_masks": tuple(pred[k][1] for k in ids),
+        "gt_masks": tuple(gt[k][1] for k in ids),
+    }
+    return fields, notes
 
 
 # ----------------------------------------------------------------------------------------- pairs
@@ -275,8 +278,8 @@ def load_pairs(
     pred_col: str | None = None,
     allow_missing: bool = False,
     pred_frame: pd.DataFrame | None = None,
-) -> PairData:
-    """Human-voted pairs joined with per-image predictions (2AFC protocol)."""
+) -> Fields:
+    """Human-voted pairs joined with per-image predictions (``PairData`` fields, 2AFC protocol)."""
     pred_path, pairs_path = Path(pred_path), Path(pairs_path)
     pf = read_table(pred_path) if pred_frame is None else pred_frame
     pairs = read_table(pairs_path)
@@ -315,55 +318,9 @@ def load_pairs(
     p = numeric_column(pairs, pcol, pairs_path)
     if ((p < 0) | (p > 1)).any():
         raise DataFileError(pairs_path, f"column {pcol!r} must hold fractions in [0, 1]")
-    return PairData(
-        pair_ids=(a + " | " + b).to_numpy(),
-        p_first=p,
-        score_first=np.array([scores[k] for k in a]),
-        score_second=np.array([scores[k] for k in b]),
-    )
-
-
-def load_for_protocol(
-    protocol: Protocol,
-    pred_path: str | Path,
-    gt_path: str | Path,
-    *,
-    id_col: str | None = None,
-    pred_col: str | None = None,
-    gt_col: str | None = None,
-    gt_id_col: str | None = None,
-    std_col: str | None = None,
-    allow_missing: bool = False,
-) -> tuple[ScoreData | PairData, list[str]]:
-    """Read the files a protocol needs into its data object; returns (data, notes for the user)."""
-    kind = protocol.data_kind
-    if kind is AlignmentData:
-        return load_alignment(pred_path, gt_path, allow_missing=allow_missing), []
-    if kind is StructureData:
-        return load_structure(pred_path, gt_path, allow_missing=allow_missing)
-    if kind is PairData:
-        return load_pairs(
-            pred_path, gt_path, id_col=id_col, pred_col=pred_col, allow_missing=allow_missing
-        ), []
-    joined = join_tables(
-        pred_path,
-        gt_path,
-        id_col=id_col,
-        pred_col=pred_col,
-        gt_col=gt_col,
-        gt_id_col=gt_id_col,
-        std_col=std_col,
-        allow_missing=allow_missing,
-    )
-    notes = []
-    if joined.matched_as_paths:
-        notes.append(
-            "ids matched as file paths (relative paths taken from the folder of their table); "
-            f"ids shown as in {Path(gt_path).name}"
-        )
-    if joined.dropped_gt or joined.dropped_pred:
-        notes.append(
-            f"evaluated the {joined.ids.size} common ids; dropped {len(joined.dropped_gt)} ground-truth "
-            f"and {len(joined.dropped_pred)} predicted id(s)"
-        )
-    return ScoreData(joined.ids, joined.pred, joined.mos, joined.mos_std), notes
+    return {
+        "pair_ids": (a + " | " + b).to_numpy(),
+        "p_first": p,
+        "score_first": np.array([scores[k] for k in a]),
+        "score_second": np.array([scores[k] for k in b]),
+    }
