@@ -27,10 +27,12 @@ def as_batch(x: torch.Tensor, what: str, *, floating: bool = False, unit_range: 
     """
     if not isinstance(x, torch.Tensor):
         raise InputError(f"{what}: expected a torch.Tensor image, got {type(x).__name__}")
-    if x.ndim not in (3, 4) or (floating and not x.is_floating_point()):
+    if x.ndim not in (3, 4):
         kind = "a float image" if floating else "an image"
+        raise InputError(f"{what}: expected {kind} (B, C, H, W) or (C, H, W), got shape {tuple(x.shape)}")
+    if floating and not x.is_floating_point():
         raise InputError(
-            f"{what}: expected {kind} (B, C, H, W) or (C, H, W), got shape {tuple(x.shape)} {x.dtype}"
+            f"{what}: expected a float image, got dtype {x.dtype} (give a float tensor in [0, 1])"
         )
     if unit_range:
         if x.numel() == 0:
