@@ -41,7 +41,7 @@ import numpy as np
 import scipy
 import torch
 
-from perceptiq.ranking.features import simple_features
+from perceptiq.models.mad_features import simple_features
 from perceptiq.ranking.mad import feature_distances, greedy_select, method_pairs
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_mad.json"

@@ -13,6 +13,8 @@ import doctest
 import importlib
 import json
 import math
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -29,8 +31,8 @@ from perceptiq.cli._app import app
 from perceptiq.errors import DataFileError, InputError, PerceptiqWarning
 from perceptiq.io.mad_outputs import PAIR_COLUMNS, read_outputs_dir, write_pairs
 from perceptiq.metrics.base import Metric
-from perceptiq.ranking.features import (
-    IMAGENET_MEAN,
+from perceptiq.models._backbones import IMAGENET_MEAN
+from perceptiq.models.mad_features import (
     SimpleFeatures,
     VGG16Features,
     create_feature_extractor,
@@ -360,6 +362,31 @@ def test_select_mad_pairs_errors():
     ragged = [outputs[0], outputs[1][:1]]
     with pytest.raises(InputError, match=r"outputs of input '1' must have shape \(2, C, H, W\)"):
         select_mad_pairs(ragged, _MSE(), _mean_pixel)
+    # the caller creates the metric and the extractor (ranking creates nothing by name)
+    with pytest.raises(InputError, match="metric must be a metric module .* got str"):
+        select_mad_pairs(outputs, "ssim", _mean_pixel)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="feature_extractor must be callable, got str"):
+        select_mad_pairs(outputs, _MSE(), "simple")  # type: ignore[arg-type]
+
+
+def test_select_mad_pairs_loads_no_metric_or_model_code():
+    """ranking is the pure-math layer: running MAD selection imports neither metrics nor models."""
+    code = (
+        "import sys, torch\n"
+        "from perceptiq.ranking.mad import select_mad_pairs\n"
+        "class D(torch.nn.Module):\n"
+        "    kind, lower_is_better = 'FR', True\n"
+        "    def forward(self, x, reference):\n"
+        "        return (x - reference).square().flatten(1).mean(1)\n"
+        "out = torch.rand(3, 2, 3, 8, 8, generator=torch.Generator().manual_seed(0))\n"
+        "r = select_mad_pairs(out, D(), lambda x: x.flatten(1), k=2, lam=0.1)\n"
+        "assert r.selection.indices.shape == (1, 2)\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('perceptiq.metrics', 'perceptiq.models'))))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "[]"
 
 
 # --- feature extractors ---------------------------------------------------------------------------------

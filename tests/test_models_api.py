@@ -107,3 +107,49 @@ def test_a_model_is_usable_as_a_metric(tmp_path):
     assert torch.equal(metric(x), model.score(x))
     assert not metric.needs_reference
     assert metric.lower_is_better is False
+
+
+def test_read_state_dict_formats_wrappers_and_errors(tmp_path):
+    from safetensors.torch import save_file
+
+    from perceptiq.errors import DataFileError
+    from perceptiq.models._weights_file import read_state_dict
+
+    state = {"a.weight": torch.arange(6.0).reshape(2, 3), "b": torch.ones(2, dtype=torch.float64)}
+    save_file(state, str(tmp_path / "w.safetensors"))
+    torch.save(state, tmp_path / "flat.pt")
+    torch.save({"state_dict": state, "epoch": 3}, tmp_path / "wrapped.pth")
+    torch.save({"model": state, "model_ema": {"a.weight": torch.zeros(2, 3)}}, tmp_path / "ema.pt")
+    torch.save({"module." + k: v for k, v in state.items()}, tmp_path / "parallel.pt")
+    for name in ("w.safetensors", "flat.pt", "wrapped.pth", "parallel.pt"):
+        got = read_state_dict(tmp_path / name)
+        assert sorted(got) == sorted(state), name
+        assert all(torch.equal(got[k], state[k]) for k in state), name
+    assert torch.equal(read_state_dict(tmp_path / "ema.pt")["a.weight"], torch.zeros(2, 3))  # EMA first
+
+    with pytest.raises(DataFileError, match=r"none\.pt: weights file not found"):
+        read_state_dict(tmp_path / "none.pt")
+    (tmp_path / "junk.safetensors").write_bytes(b"junk")
+    with pytest.raises(DataFileError, match=r"junk\.safetensors: cannot read weights \("):
+        read_state_dict(tmp_path / "junk.safetensors")
+    torch.save({"a": [1, 2]}, tmp_path / "lists.pt")
+    with pytest.raises(DataFileError, match=r"lists\.pt: does not hold a state dict"):
+        read_state_dict(tmp_path / "lists.pt")
+    torch.save({"a": torch.nn.Linear(1, 1)}, tmp_path / "pickled_module.pt")  # needs full unpickling
+    with pytest.raises(DataFileError, match=r"pickled_module\.pt: cannot read weights \(UnpicklingError"):
+        read_state_dict(tmp_path / "pickled_module.pt")
+    with pytest.raises(WeightsError, match=r"none\.pt: weights file not found"):
+        read_state_dict(tmp_path / "none.pt", error=WeightsError)
+
+
+def test_model_and_backbone_weight_files_share_one_reader(tmp_path):
+    """A torch.save state dict loads as model weights; a broken backbone file is one clear error."""
+    torch.manual_seed(0)
+    model = create_model("face_lite_mobilenetv3", **TINY)
+    torch.save({"state_dict": model.state_dict()}, tmp_path / "m.pt")
+    again = create_model("face_lite_mobilenetv3", weights=tmp_path / "m.pt", **TINY)
+    x = torch.rand(2, 3, 64, 64)
+    assert torch.equal(again.score(x), model.score(x))
+    (tmp_path / "broken.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(WeightsError, match=r"broken\.pth: cannot read weights"):
+        create_model("face_lite_mobilenetv3", **TINY, backbone_weights=str(tmp_path / "broken.pth"))

@@ -295,3 +295,31 @@ def test_image_views_are_the_mirror_image_and_the_corner_crops() -> None:
         image_view(images, "crop_centre")
     with pytest.raises(InputError, match="crop_fraction"):
         image_view(images, "crop_tl", 1.5)
+
+
+def test_as_batch_is_the_one_image_check_of_policies_and_metrics():
+    from perceptiq.functional._checks import as_batch
+    from perceptiq.metrics import create_metric
+
+    single = torch.rand(3, 5, 6)
+    assert as_batch(single, "image").shape == (1, 3, 5, 6)
+    assert torch.equal(as_batch(single, "image")[0], single)
+    assert as_batch(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), "image").dtype == torch.uint8
+    with pytest.raises(InputError, match=r"^image: expected a torch.Tensor image, got list$"):
+        as_batch([1.0], "image")  # type: ignore[arg-type]
+    with pytest.raises(
+        InputError, match=r"^image: expected a float image, got dtype torch.uint8 \(give a float"
+    ):
+        as_batch(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), "image", floating=True)
+    with pytest.raises(InputError, match=r"x: values must lie in \[0, 1\], got min -1 and max -1"):
+        as_batch(-torch.ones(1, 4, 4), "x", unit_range=True)
+    with pytest.raises(InputError, match=r"x: the image is empty"):
+        as_batch(torch.zeros(1, 3, 0, 4), "x", unit_range=True)
+    # the same check, with the callers' options, behind a metric and a policy (distortions: test_distortions)
+    uint8 = torch.zeros(1, 3, 16, 16, dtype=torch.uint8)
+    with pytest.raises(InputError, match=r"^reference: expected a float image, got dtype torch.uint8"):
+        create_metric("psnr")(torch.rand(1, 3, 16, 16), uint8)
+    with pytest.raises(
+        InputError, match=r"^image: expected an image \(B, C, H, W\) or \(C, H, W\), got shape \(16,\)$"
+    ):
+        apply_policy(pixel_mean, torch.rand(16), InputPolicy())

@@ -122,7 +122,7 @@ def mad(
     """
     from perceptiq.io.mad_outputs import read_outputs_dir, write_pairs
     from perceptiq.metrics import create_metric  # registers every metric
-    from perceptiq.ranking.features import create_feature_extractor
+    from perceptiq.models.mad_features import create_feature_extractor
     from perceptiq.ranking.mad import select_mad_pairs
 
     if out.suffix.lower() not in (".csv", ".json"):

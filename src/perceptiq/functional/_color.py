@@ -34,6 +34,7 @@ __all__ = [
     "GREY_COLOR_SPACES",
     "check_color",
     "GRAY_WEIGHTS",
+    "LUMA_BT601",
     "Y_WEIGHTS",
     "YIQ_MATRIX",
     "rgb_to_gray",
@@ -48,8 +49,10 @@ _NTSC_YIQ_TO_RGB = np.array([[1.0, 0.956, 0.621], [1.0, -0.272, -0.647], [1.0, -
 GRAY_WEIGHTS: tuple[float, float, float] = tuple(float(v) for v in np.linalg.inv(_NTSC_YIQ_TO_RGB)[0])
 Y_WEIGHTS: tuple[float, float, float] = (65.481 / 255.0, 128.553 / 255.0, 24.966 / 255.0)
 Y_OFFSET = 16.0 / 255.0
+LUMA_BT601: tuple[float, float, float] = (0.299, 0.587, 0.114)
+"""Full-range ITU-R BT.601 luma weights: ``Y = 0.299 R + 0.587 G + 0.114 B`` (no offset, range [0, 1])."""
 YIQ_MATRIX: tuple[tuple[float, float, float], ...] = (
-    (0.299, 0.587, 0.114),
+    LUMA_BT601,
     (0.596, -0.274, -0.322),
     (0.211, -0.523, 0.312),
 )

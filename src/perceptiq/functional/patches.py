@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from perceptiq.errors import InputError
+from perceptiq.functional._checks import as_batch
 
 __all__ = [
     "Box",
@@ -200,7 +201,7 @@ def resize_to_budget(
 
     Returns the input itself when no resize is needed.
     """
-    x = _as_batch(image, "image")
+    x = as_batch(image, "image")
     h, w = budget_size(x.shape[-2], x.shape[-1], patch_size, max_patches, allow_upscale=allow_upscale)
     if (h, w) == tuple(x.shape[-2:]):
         return x
@@ -320,16 +321,6 @@ def policy_boxes(height: int, width: int, policy: InputPolicy) -> list[Box]:
     return [Box(0, 0, height, width)]
 
 
-def _as_batch(x: torch.Tensor, what: str) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise InputError(f"{what} must be a torch.Tensor, got {type(x).__name__}")
-    if x.ndim == 3:
-        x = x.unsqueeze(0)
-    if x.ndim != 4:
-        raise InputError(f"{what} must have shape (B, C, H, W) or (C, H, W), got {tuple(x.shape)}")
-    return x
-
-
 def _call(score_fn: ScoreFn, crops: torch.Tensor, ref_crops: torch.Tensor | None) -> torch.Tensor:
     out = score_fn(crops) if ref_crops is None else score_fn(crops, ref_crops)
     n = crops.shape[0]
@@ -357,8 +348,8 @@ def score_boxes(
     Returns:
         Scores (len(boxes), B) in the order of ``boxes``.
     """
-    x = _as_batch(image, "image")
-    ref = None if reference is None else _as_batch(reference, "reference")
+    x = as_batch(image, "image")
+    ref = None if reference is None else as_batch(reference, "reference")
     if ref is not None and ref.shape != x.shape:
         raise InputError(f"image shape {tuple(x.shape)} differs from reference shape {tuple(ref.shape)}")
     if max_batch < 1:
@@ -422,8 +413,8 @@ def apply_policy(
         >>> bool(torch.allclose(s, x.mean(dim=(1, 2, 3))))
         True
     """
-    x = _as_batch(image, "image")
-    ref = None if reference is None else _as_batch(reference, "reference")
+    x = as_batch(image, "image")
+    ref = None if reference is None else as_batch(reference, "reference")
     if ref is not None and ref.shape != x.shape:
         raise InputError(f"image shape {tuple(x.shape)} differs from reference shape {tuple(ref.shape)}")
     if max_batch < 1:

@@ -14,6 +14,7 @@ import torch
 
 from perceptiq._registry import Registry
 from perceptiq.errors import InputError
+from perceptiq.functional._checks import as_batch
 
 __all__ = ["Metric", "METRICS", "register_metric", "create_metric", "list_metrics"]
 
@@ -47,11 +48,11 @@ class Metric(torch.nn.Module, metaclass=abc.ABCMeta):
 
     def forward(self, image: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
         """Score ``image`` (B, C, H, W) in [0, 1]; returns (B,)."""
-        image = _as_batch(image, "image")
+        image = as_batch(image, "image", floating=True)
         if self.needs_reference:
             if reference is None:
                 raise InputError(f"metric {self.name!r} is full-reference: pass reference=")
-            reference = _as_batch(reference, "reference")
+            reference = as_batch(reference, "reference", floating=True)
             if reference.shape != image.shape:
                 raise InputError(
                     f"metric {self.name!r}: image shape {tuple(image.shape)} "
@@ -65,18 +66,6 @@ class Metric(torch.nn.Module, metaclass=abc.ABCMeta):
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, kind={self.kind}, lower_is_better={self.lower_is_better}"
-
-
-def _as_batch(x: torch.Tensor, what: str) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise InputError(f"{what} must be a torch.Tensor, got {type(x).__name__}")
-    if x.ndim == 3:
-        x = x.unsqueeze(0)
-    if x.ndim != 4:
-        raise InputError(f"{what} must have shape (B, C, H, W) or (C, H, W), got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise InputError(f"{what} must be a float tensor in [0, 1], got dtype {x.dtype}")
-    return x
 
 
 METRICS: Registry[Metric] = Registry("metric")

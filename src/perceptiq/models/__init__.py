@@ -15,6 +15,9 @@ are imported only when a model needs them):
 * ``hybrid_vit_cnn``: the MICV super-resolution model (Li et al., ISRG-Q report, 2025, 4.1).
 * ``ultra_fr``: UltraR-IQA full-reference region model (Li et al., ISRG-Q report, 2025, 4.4).
 * ``ensemble``: weighted combination of registered models.
+
+Also here, not registered as models: :mod:`perceptiq.models.mad_features`, the ``D2`` feature extractors
+of the MAD competition (:func:`perceptiq.ranking.mad.select_mad_pairs`).
 """
 
 from perceptiq.models import clip_prompt as clip_prompt

@@ -15,8 +15,14 @@ from torch import nn
 
 from perceptiq.errors import InputError
 from perceptiq.models._base import WeightsError
+from perceptiq.models._weights_file import read_state_dict
 
-__all__ = ["create_backbone", "check_checkpoint_keys", "Normalise"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "create_backbone", "check_checkpoint_keys", "Normalise"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+"""Per-channel mean of the ImageNet training images (RGB in [0, 1]), torchvision's and timm's default."""
+IMAGENET_STD = (0.229, 0.224, 0.225)
+"""Per-channel standard deviation matching :data:`IMAGENET_MEAN`."""
 
 
 def create_backbone(
@@ -56,12 +62,8 @@ def check_checkpoint_keys(name: str, options: dict[str, Any], path: Path) -> Non
     plain model (built on the meta device, so nothing is allocated); classifier keys may differ.
     """
     import timm
-    from timm.models import load_state_dict
 
-    try:
-        state = load_state_dict(str(path))
-    except Exception as err:  # noqa: BLE001 - torch/safetensors raise several error types
-        raise WeightsError(f"{path}: not a readable checkpoint ({type(err).__name__})") from None
+    state = read_state_dict(path, error=WeightsError)
     plain = timm.create_model(name, pretrained=False, device="meta", **options)
     classifier = plain.pretrained_cfg.get("classifier") or ()
     prefixes = tuple(f"{c}." for c in ((classifier,) if isinstance(classifier, str) else classifier))

@@ -335,17 +335,16 @@ def _hub_snapshot(repo_id: str) -> Path:
 
 
 def load_weights(model: QualityModel, weights: str | Path) -> None:
-    """Load a safetensors state dict into ``model`` (strict; shape mismatches listed by name)."""
-    from safetensors.torch import load_file
+    """Load a state dict file into ``model`` (strict; shape mismatches listed by name).
+
+    ``weights`` is a weights file (:func:`~perceptiq.models._weights_file.read_state_dict`) or a
+    directory / hub id holding ``model.safetensors``.
+    """
+    from perceptiq.models._weights_file import read_state_dict
 
     path = Path(weights)
     file = path if path.is_file() else resolve_weights_dir(weights) / WEIGHTS_FILE
-    if not file.exists():
-        raise WeightsError(f"{file}: weights file not found")
-    try:
-        state = load_file(str(file))
-    except Exception as err:  # noqa: BLE001 - safetensors raises several error types
-        raise WeightsError(f"{file}: not a readable safetensors file ({err})") from err
+    state = read_state_dict(file, error=WeightsError)
     own = model.state_dict()
     mismatched = [
         f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}"

@@ -22,12 +22,11 @@ import torch
 from torch import nn
 
 from perceptiq.functional.patches import InputPolicy
+from perceptiq.models._backbones import IMAGENET_MEAN, IMAGENET_STD
 from perceptiq.models._base import ModelConfig, QualityModel, WeightsError, register_family, register_model
+from perceptiq.models._weights_file import read_state_dict
 
 __all__ = ["FaceLiteConfig", "FaceLiteModel"]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -59,22 +58,12 @@ class FaceLiteConfig(ModelConfig):
 
 
 def _load_backbone_state(backbone: nn.Module, path: str) -> None:
-    from pathlib import Path
-
-    file = Path(path)
-    if not file.exists():
-        raise WeightsError(f"{file}: backbone weights not found")
-    if file.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(file))
-    else:
-        state = torch.load(file, map_location="cpu", weights_only=True)
+    state = read_state_dict(path, error=WeightsError)
     state = {k: v for k, v in state.items() if not k.startswith(("classifier.", "head.fc.", "fc."))}
     missing, unexpected = backbone.load_state_dict(state, strict=False)
     if unexpected or [k for k in missing if not k.startswith(("classifier", "head.fc", "fc"))]:
         raise WeightsError(
-            f"{file}: does not fit backbone (missing {missing[:3]}, unexpected {unexpected[:3]})"
+            f"{path}: does not fit backbone (missing {missing[:3]}, unexpected {unexpected[:3]})"
         )
 
 

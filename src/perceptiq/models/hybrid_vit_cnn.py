@@ -31,13 +31,10 @@ from torch import nn
 
 from perceptiq.errors import InputError
 from perceptiq.functional.patches import InputPolicy
-from perceptiq.models._backbones import Normalise, create_backbone
+from perceptiq.models._backbones import IMAGENET_MEAN, IMAGENET_STD, Normalise, create_backbone
 from perceptiq.models._base import ModelConfig, QualityModel, register_family, register_model
 
 __all__ = ["HybridViTCNNConfig", "HybridViTCNN", "TransposedAttentionBlock", "center_crop"]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:

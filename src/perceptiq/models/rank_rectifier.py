@@ -45,7 +45,7 @@ import torch
 from torch import nn
 
 from perceptiq.errors import InputError
-from perceptiq.models._backbones import Normalise, create_backbone
+from perceptiq.models._backbones import IMAGENET_MEAN, IMAGENET_STD, Normalise, create_backbone
 from perceptiq.models._base import (
     FAMILIES,
     MODELS,
@@ -57,9 +57,6 @@ from perceptiq.models._base import (
 )
 
 __all__ = ["RankRectifierConfig", "RankRectifierModel", "rectify", "RectifierHead"]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def rectify(

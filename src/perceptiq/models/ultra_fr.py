@@ -41,8 +41,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from perceptiq.errors import InputError
+from perceptiq.functional._color import LUMA_BT601
 from perceptiq.functional.patches import InputPolicy, grid_starts
-from perceptiq.models._backbones import Normalise, create_backbone
+from perceptiq.models._backbones import IMAGENET_MEAN, IMAGENET_STD, Normalise, create_backbone
 from perceptiq.models._base import ModelConfig, QualityModel, register_family, register_model
 
 __all__ = [
@@ -55,10 +56,6 @@ __all__ = [
     "box_encoding",
     "expected_level",
 ]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
 
 
 def sliding_boxes(
@@ -132,7 +129,7 @@ def candidate_regions(
         )
     h, w = image.shape[-2:]
     boxes = sliding_boxes(h, w, sizes, ratios, stride)
-    weights = torch.tensor(LUMA, dtype=torch.float64, device=image.device)
+    weights = torch.tensor(LUMA_BT601, dtype=torch.float64, device=image.device)
     gray = (image.detach().to(torch.float64) * weights[:, None, None]).sum(0)
     order = torch.argsort(box_variances(gray, boxes).cpu(), descending=True, stable=True)
     boxes = boxes[order]

@@ -376,8 +376,8 @@ def _scan(
 
 def select_mad_pairs(
     outputs: ImageSource,
-    metric: torch.nn.Module | str,
-    feature_extractor: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    metric: torch.nn.Module,
+    feature_extractor: Callable[[torch.Tensor], torch.Tensor],
     k: int = 16,
     lam: float = 0.1,
     *,
@@ -401,12 +401,12 @@ def select_mad_pairs(
         outputs: per input, a (n_methods, C, H, W) float tensor in [0, 1] of the methods' outputs (same
             method order for every input): a (n_inputs, n_methods, C, H, W) tensor, a sequence of
             tensors (sizes may differ between inputs) or a loader ``i -> tensor`` (then give ``n_inputs``).
-        metric: a full-reference :class:`~perceptiq.metrics.base.Metric` or a registered name
-            (:func:`~perceptiq.metrics.base.create_metric`). ``D1 = metric(f_a(x), reference=f_b(x))``
-            for each pair ``a < b``; a similarity is turned into a distance by
-            :func:`similarity_to_distance` (from the metric's ``lower_is_better`` and ``score_range``).
-        feature_extractor: ``(1, C, H, W) -> (1, d)`` features for ``D2``; default
-            :class:`perceptiq.ranking.features.SimpleFeatures`.
+        metric: a full-reference metric module, e.g. ``perceptiq.create_metric("ssim")``.
+            ``D1 = metric(f_a(x), reference=f_b(x))`` for each pair ``a < b``; a similarity is turned
+            into a distance by :func:`similarity_to_distance` (from the metric's ``lower_is_better``
+            and ``score_range``).
+        feature_extractor: ``(1, C, H, W) -> (1, d)`` features for ``D2``, e.g.
+            :class:`perceptiq.models.mad_features.SimpleFeatures` (the CLI's default).
         k, lam: inputs per pair (at most the number of inputs) and trade-off lambda.
         n_inputs: number of inputs, required with a loader.
         feature_images: the image of each input that feeds ``D2`` (one (C, H, W) image per input, same
@@ -419,9 +419,13 @@ def select_mad_pairs(
         device: where the metric and the extractor run.
         progress: called as ``progress(done, total)`` after each input.
     """
-    from perceptiq.metrics.base import create_metric
-    from perceptiq.ranking.features import SimpleFeatures
-
+    if not isinstance(metric, torch.nn.Module):
+        raise InputError(
+            f"metric must be a metric module (e.g. perceptiq.create_metric(name)), "
+            f"got {type(metric).__name__}"
+        )
+    if not callable(feature_extractor):
+        raise InputError(f"feature_extractor must be callable, got {type(feature_extractor).__name__}")
     if n_inputs is None:
         if callable(outputs):
             raise InputError("n_inputs is required when outputs is a loader function")
@@ -435,13 +439,11 @@ def select_mad_pairs(
     input_names = tuple(inputs) if inputs is not None else tuple(str(i) for i in range(n_inputs))
     if len(input_names) != n_inputs:
         raise InputError(f"{len(input_names)} input names for {n_inputs} inputs")
-    if isinstance(metric, str):
-        metric = create_metric(metric)
     name = str(getattr(metric, "name", "") or type(metric).__name__)
     if getattr(metric, "kind", "FR") != "FR":
         raise InputError(f"metric {name!r} is no-reference; MAD needs a full-reference metric for D1")
     metric = metric.to(device).eval()
-    extractor = SimpleFeatures() if feature_extractor is None else feature_extractor
+    extractor = feature_extractor
     if isinstance(extractor, torch.nn.Module):
         extractor = extractor.to(device).eval()
 

@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from perceptiq.errors import InputError
+from perceptiq.functional._checks import as_batch
+from perceptiq.functional._color import LUMA_BT601
 from perceptiq.functional._filters import correlate1d_valid, pad_symmetric
 
 __all__ = [
@@ -36,20 +38,6 @@ P = ParamSpec("P")
 FFT_MIN_TAPS = 121
 
 
-def _as_batch(image: torch.Tensor, name: str) -> tuple[torch.Tensor, bool]:
-    if not isinstance(image, torch.Tensor):
-        raise InputError(f"{name}: expected a torch.Tensor image, got {type(image).__name__}")
-    if image.ndim not in (3, 4) or not image.is_floating_point():
-        got = f"{tuple(image.shape)} {image.dtype}"
-        raise InputError(f"{name}: expected a float image (B, C, H, W) or (C, H, W), got {got}")
-    if image.numel() == 0:
-        raise InputError(f"{name}: the image is empty, shape {tuple(image.shape)}")
-    low, high = image.min().item(), image.max().item()
-    if not (low >= 0.0 and high <= 1.0):
-        raise InputError(f"{name}: image values must lie in [0, 1], got min {low:.4g} and max {high:.4g}")
-    return (image if image.ndim == 4 else image.unsqueeze(0)), image.ndim == 3
-
-
 def image_op(
     fn: Callable[Concatenate[torch.Tensor, P], torch.Tensor],
 ) -> Callable[Concatenate[torch.Tensor, P], torch.Tensor]:
@@ -57,7 +45,8 @@ def image_op(
 
     @functools.wraps(fn)
     def wrapper(image: torch.Tensor, *args: P.args, **kwargs: P.kwargs) -> torch.Tensor:
-        x, squeeze = _as_batch(image, fn.__name__)
+        x = as_batch(image, fn.__name__, floating=True, unit_range=True)
+        squeeze = image.ndim == 3
         work = x if x.dtype in (torch.float32, torch.float64) else x.float()
         out = fn(work, *args, **kwargs).clamp(0.0, 1.0).to(x.dtype)
         return out.squeeze(0) if squeeze else out
@@ -126,7 +115,7 @@ def luma(x: torch.Tensor) -> torch.Tensor:
         return x
     if x.shape[1] != 3:
         raise InputError(f"expected 1 or 3 channels, got {x.shape[1]}")
-    return 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+    return LUMA_BT601[0] * x[:, 0:1] + LUMA_BT601[1] * x[:, 1:2] + LUMA_BT601[2] * x[:, 2:3]
 
 
 def to_pil_images(x: torch.Tensor, name: str) -> list[Image.Image]:

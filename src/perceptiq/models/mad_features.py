@@ -1,5 +1,5 @@
 """Feature extractors for the ``D2`` (diversity) term of the MAD competition (Chen et al., Learning from
-Model Rankings, 2025, eq. 1).
+Model Rankings, 2025, eq. 1), given to :func:`perceptiq.ranking.mad.select_mad_pairs`.
 
 An extractor maps a float image batch (B, C, H, W) in [0, 1] (C = 3 RGB, or 1 grey, repeated to RGB)
 to one feature vector per image, (B, d).
@@ -27,20 +27,16 @@ import torch
 import torch.nn.functional as F
 
 from perceptiq.errors import DataFileError, InputError, PerceptiqWarning
+from perceptiq.functional._color import LUMA_BT601
+from perceptiq.models._backbones import IMAGENET_MEAN, IMAGENET_STD, Normalise
+from perceptiq.models._weights_file import read_state_dict
 
 __all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
     "simple_features",
     "SimpleFeatures",
     "VGG16Features",
-    "load_state_dict_file",
     "create_feature_extractor",
 ]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-_LUMA_BT601 = (0.299, 0.587, 0.114)
 
 
 def _rgb(x: torch.Tensor, what: str) -> torch.Tensor:
@@ -91,7 +87,7 @@ def simple_features(
         cells = x.reshape(b, 3, g, size // g, g, size // g)
         parts.append(cells.mean(dim=(3, 5)).reshape(b, -1))
         parts.append(cells.std(dim=(3, 5), correction=0).reshape(b, -1))
-    luma = torch.tensordot(x, x.new_tensor(_LUMA_BT601), dims=([1], [0]))
+    luma = torch.tensordot(x, x.new_tensor(LUMA_BT601), dims=([1], [0]))
     gx = (luma[:, 1:-1, 2:] - luma[:, 1:-1, :-2]) / 2
     gy = (luma[:, 2:, 1:-1] - luma[:, :-2, 1:-1]) / 2
     mag = torch.sqrt(gx.square() + gy.square()).reshape(b, -1)
@@ -130,34 +126,6 @@ class SimpleFeatures(torch.nn.Module):
         return simple_features(images, **self.options)  # type: ignore[arg-type]
 
 
-def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a state dict from ``.safetensors`` (safetensors) or a ``torch.save`` file (``weights_only``).
-
-    A ``{"state_dict": {...}}`` or ``{"model": {...}}`` wrapper is unwrapped.
-
-    Raises:
-        DataFileError: the file is missing, unreadable or holds no dict of tensors.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise DataFileError(p, "weights file not found")
-    try:
-        if p.suffix.lower() == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(p), device="cpu")
-        else:
-            state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as err:  # any decoder failure becomes one line naming the file
-        raise DataFileError(p, f"cannot read weights ({type(err).__name__}: {err})") from None
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise DataFileError(p, "does not hold a state dict (a mapping of names to tensors)")
-    return state
-
-
 class VGG16Features(torch.nn.Module):
     """VGG16-BN ``features`` (torchvision) on ImageNet-preprocessed images, flattened: (B, 25088).
 
@@ -186,8 +154,7 @@ class VGG16Features(torch.nn.Module):
                 if isinstance(layer, torch.nn.Conv2d):
                     torch.nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
                     torch.nn.init.zeros_(layer.bias)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.normalise = Normalise(IMAGENET_MEAN, IMAGENET_STD)
         self.weights = None if weights is None else str(weights)
         if weights is None:
             warnings.warn(
@@ -198,7 +165,7 @@ class VGG16Features(torch.nn.Module):
                 stacklevel=2,
             )
             return
-        state = load_state_dict_file(weights)
+        state = read_state_dict(weights)
         if any(key.startswith("features.") for key in state):
             state = {k[len("features.") :]: v for k, v in state.items() if k.startswith("features.")}
         missing, unexpected = self._check_keys(state)
@@ -226,7 +193,7 @@ class VGG16Features(torch.nn.Module):
         x = _rgb(images, "VGG16Features")
         x = TF.resize(x, [256], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
         x = TF.center_crop(x, [224, 224])
-        return (x - self.mean.to(x)) / self.std.to(x)
+        return self.normalise(x)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) in [0, 1] -> (B, 25088)."""
