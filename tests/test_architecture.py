@@ -19,21 +19,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 PACKAGE = "perceptiq"
 
-# Violations of today's code that the refactoring of this issue removes. The test fails on any violation
-# not listed here AND on any listed one that no longer occurs, so the list only shrinks; it is empty once
-# every part has landed.
-KNOWN_VIOLATIONS: set[tuple[str, str]] = {
-    # MAD selection (pure math) builds its metric itself: metrics belong to the caller.
-    ("ranking/mad.py", "imports perceptiq.metrics (layer 3)"),
-    ("ranking/mad.py", "imports perceptiq.metrics.base (layer 3)"),
-    # The VGG16 feature extractor reads weight files in the pure-math layer (it moves to models/).
-    ("ranking/features.py", "file I/O: load_file"),
-    ("ranking/features.py", "file I/O: torch.load"),
-    # A second state-dict loader beside models/_base.py.
-    ("models/face_lite.py", "file I/O: load_file"),
-    ("models/face_lite.py", "file I/O: torch.load"),
-}
-
 # Justified exceptions to the file I/O column: (module, call).
 IO_ALLOWED: set[tuple[str, str]] = {
     # NIQE/BRISQUE parameters ship inside the package and are read through importlib.resources; the
@@ -248,11 +233,8 @@ def _table() -> Table:
 
 
 def test_the_package_follows_the_layer_table():
-    found = violations(_table(), SRC)
-    new = sorted(found - KNOWN_VIOLATIONS)
-    gone = sorted(KNOWN_VIOLATIONS - found)
-    assert not new, "breaches of ARCHITECTURE.md:\n" + "\n".join(f"{m}: {w}" for m, w in new)
-    assert not gone, "fixed, remove from KNOWN_VIOLATIONS:\n" + "\n".join(f"{m}: {w}" for m, w in gone)
+    found = sorted(violations(_table(), SRC))
+    assert not found, "breaches of ARCHITECTURE.md:\n" + "\n".join(f"{m}: {w}" for m, w in found)
 
 
 def test_allow_list_entries_are_still_needed():

@@ -69,6 +69,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from perceptiq.errors import DataFileError, InputError, PerceptiqWarning
+from perceptiq.functional._color import LUMA_BT601
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -99,7 +100,6 @@ DEFAULT_MAX_BYTES: int = 1 << 30
 """Default file-size limit: 1 GiB, checked before a file is read (an uncompressed 8-bit RGB TIFF of
 16384 x 16384 pixels is 805 MB)."""
 
-_LUMA_BT601 = (0.299, 0.587, 0.114)
 _EXIF_ORIENTATION_TAG = 0x0112
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 """The eight bytes that open every PNG file (PNG specification, ISO/IEC 15948, sec. 5.2)."""
@@ -506,7 +506,7 @@ def _finish(raw: _Raw, orientation: int, opts: _Options) -> torch.Tensor:
     if opts.channels == "rgb" and x.shape[1] == 1:
         x = x.repeat(1, 3, 1, 1)
     elif opts.channels == "grey" and x.shape[1] == 3:
-        weights = torch.tensor(_LUMA_BT601, dtype=work, device=x.device).view(1, 3, 1, 1)
+        weights = torch.tensor(LUMA_BT601, dtype=work, device=x.device).view(1, 3, 1, 1)
         x = (x * weights).sum(dim=1, keepdim=True)
     x = apply_exif_orientation(x, orientation)
     return x.to(opts.dtype).contiguous()
