@@ -211,7 +211,8 @@ _METRICS_HELP = (
     "take is refused with the list of those it takes. The colour option `color` has one vocabulary "
     "for every metric:\n\n"
     + "\n\n".join(f"{name}: {meaning}" for name, meaning in COLOR_SPACES.items())
-    + "\n\nFull-reference metrics take all three; NIQE and BRISQUE work on one grey channel and take "
+    + "\n\nFull-reference metrics with a color option take all three (FSIM is computed in YIQ and has "
+    "a chromatic option instead); NIQE and BRISQUE work on one grey channel and take "
     "gray (default, as the published values) or y."
 )
 
