@@ -233,8 +233,11 @@ class ImageTextBackbone(nn.Module, metaclass=abc.ABCMeta):
         naflex: True when the image tower takes any aspect ratio (SigLIP 2 NaFlex).
         image_size: (height, width) of fixed-size towers; None for NaFlex.
         supports_context: True when learnable prompt context (CoOp) can be inserted in the text tower.
+        model: the wrapped transformers or open_clip model; both libraries keep the contrastive
+            log-scale in its ``logit_scale`` and SigLIP's bias in its ``logit_bias``.
     """
 
+    model: nn.Module
     context_length: int
     embed_dim: int
     naflex: bool = False
@@ -274,17 +277,18 @@ class ImageTextBackbone(nn.Module, metaclass=abc.ABCMeta):
         """Text embeddings with learnable context vectors (n_ctx, width) inserted after the first token."""
         raise InputError(f"{type(self).__name__} does not support learnable prompt context")
 
-    @abc.abstractmethod
     def logit_scale_parameter(self) -> nn.Parameter:
-        """The log-scale parameter of the contrastive logits."""
+        """The log-scale parameter of the contrastive logits (``logit_scale`` of the library model)."""
+        return self.model.logit_scale
 
     def logit_scale(self) -> torch.Tensor:
         """exp(log-scale): the factor on cosine similarities (scalar tensor)."""
         return self.logit_scale_parameter().exp().reshape(())
 
     def logit_bias(self) -> torch.Tensor | None:
-        """SigLIP's logit bias (scalar tensor), None for CLIP."""
-        return None
+        """SigLIP's logit bias (scalar tensor; ``logit_bias`` of the library model), None for CLIP."""
+        bias = getattr(self.model, "logit_bias", None)
+        return None if bias is None else bias.reshape(())
 
 
 class HFImageText(ImageTextBackbone):
@@ -363,13 +367,6 @@ class HFImageText(ImageTextBackbone):
         pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), eos + n_ctx]
         return self.model.text_projection(pooled)
 
-    def logit_scale_parameter(self) -> nn.Parameter:
-        return self.model.logit_scale
-
-    def logit_bias(self) -> torch.Tensor | None:
-        bias = getattr(self.model, "logit_bias", None)
-        return None if bias is None else bias.reshape(())
-
 
 class OpenClipImageText(ImageTextBackbone):
     """An open_clip ``CLIP``/``CustomTextCLIP`` model (fixed image size)."""
@@ -396,13 +393,6 @@ class OpenClipImageText(ImageTextBackbone):
 
     def encode_text(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.model.encode_text(ids)
-
-    def logit_scale_parameter(self) -> nn.Parameter:
-        return self.model.logit_scale
-
-    def logit_bias(self) -> torch.Tensor | None:
-        bias = getattr(self.model, "logit_bias", None)
-        return None if bias is None else bias.reshape(())
 
 
 def _hf_classes(arch: str) -> tuple[Any, Any]:

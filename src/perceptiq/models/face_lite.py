@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from perceptiq.functional.patches import InputPolicy
-from perceptiq.models._backbones import IMAGENET_MEAN, IMAGENET_STD
+from perceptiq.models._backbones import IMAGENET_MEAN, IMAGENET_STD, Normalise
 from perceptiq.models._base import ModelConfig, QualityModel, WeightsError, register_family, register_model
 from perceptiq.models._weights_file import read_state_dict
 
@@ -92,12 +92,11 @@ class FaceLiteModel(QualityModel):
             )
         else:
             self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(width, 1))
-        self.register_buffer("mean", torch.tensor(config.mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(config.std).view(1, 3, 1, 1), persistent=False)
+        self.normalise = Normalise(config.mean, config.std)
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, h, w) in [0, 1] -> pooled features (B, num_features)."""
-        return self.backbone((images - self.mean) / self.std)
+        return self.backbone(self.normalise(images))
 
     def forward(self, images: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(self.forward_features(images)).squeeze(-1)
