@@ -28,7 +28,9 @@ __all__ = [
     "load_mat_variable",
     "cell_strings",
     "map_columns",
+    "column_strings",
     "FolderIndex",
+    "pick_image_dir",
     "finish",
 ]
 
@@ -152,6 +154,11 @@ def map_columns(
     return found
 
 
+def column_strings(frame: pd.DataFrame, column: str) -> list[str]:
+    """The values of ``column`` as stripped strings (file names, type labels)."""
+    return [str(v).strip() for v in frame[column]]
+
+
 class FolderIndex:
     """Find files in a folder by name, falling back to a case-insensitive match.
 
@@ -181,6 +188,15 @@ class FolderIndex:
         if self._index is None:
             self._index = self._build()
         return self._index.get(Path(name).name.lower() if self.recursive else name.lower(), direct)
+
+
+def pick_image_dir(root: Path, candidates: Sequence[str], first_name: str) -> Path:
+    """The first of ``candidates`` (folders relative to ``root``; ``""`` is root itself) that holds
+    ``first_name`` (matched as :class:`FolderIndex` does), else the first candidate, for the error."""
+    for name in candidates:
+        if FolderIndex(root / name).find(first_name).is_file():
+            return root / name
+    return root / candidates[0]
 
 
 def _column_values(values: Sequence | np.ndarray | pd.Series | None, column: str, n: int) -> list:
