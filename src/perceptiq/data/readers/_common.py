@@ -30,7 +30,7 @@ __all__ = [
     "map_columns",
     "column_strings",
     "FolderIndex",
-    "pick_image_dir",
+    "image_folder",
     "finish",
 ]
 
@@ -190,13 +190,19 @@ class FolderIndex:
         return self._index.get(Path(name).name.lower() if self.recursive else name.lower(), direct)
 
 
-def pick_image_dir(root: Path, candidates: Sequence[str], first_name: str) -> Path:
-    """The first of ``candidates`` (folders relative to ``root``; ``""`` is root itself) that holds
-    ``first_name`` (matched as :class:`FolderIndex` does), else the first candidate, for the error."""
+def image_folder(
+    root: Path, image_dir: str | None, candidates: Sequence[str], first_name: str
+) -> FolderIndex:
+    """The image folder: ``root / image_dir`` when given, else the first of ``candidates`` (folders
+    relative to ``root``; ``""`` is root itself) that holds ``first_name`` (matched as
+    :meth:`FolderIndex.find` does), else the first candidate, whose missing files are then reported."""
+    if image_dir is not None:
+        return FolderIndex(root / image_dir)
     for name in candidates:
-        if FolderIndex(root / name).find(first_name).is_file():
-            return root / name
-    return root / candidates[0]
+        folder = FolderIndex(root / name)
+        if folder.find(first_name).is_file():
+            return folder
+    return FolderIndex(root / candidates[0])
 
 
 def _column_values(values: Sequence | np.ndarray | pd.Series | None, column: str, n: int) -> list:

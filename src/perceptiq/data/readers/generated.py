@@ -22,9 +22,9 @@ from perceptiq.data.readers._common import (
     dataset_root,
     find_label_file,
     finish,
+    image_folder,
     load_label_table,
     map_columns,
-    pick_image_dir,
 )
 from perceptiq.data.readers.annotations import rasterise_annotations
 from perceptiq.errors import DataFileError, InputError
@@ -80,12 +80,7 @@ def read_agiqa3k(
         optional=("mos_std",),
     )
     names = column_strings(table, cols["image"])
-    folder_path = (
-        base / image_dir
-        if image_dir is not None
-        else pick_image_dir(base, ("AGIQA-3K", "images", ""), names[0])
-    )
-    folder = FolderIndex(folder_path)
+    folder = image_folder(base, image_dir, ("AGIQA-3K", "images", ""), names[0])
     return finish(
         {
             "image": [folder.find(n) for n in names],

@@ -18,10 +18,10 @@ from perceptiq.data.readers._common import (
     dataset_root,
     find_label_file,
     finish,
+    image_folder,
     load_label_table,
     load_mat_variable,
     map_columns,
-    pick_image_dir,
 )
 from perceptiq.errors import DataFileError
 from perceptiq.io.tables import ID_CANDIDATES, MOS_CANDIDATES, pick_column, std_column
@@ -239,12 +239,7 @@ def read_face_challenge(
     defaults["mos_std"] = std if std is not None else "mos_std"
     cols = map_columns(table, source, defaults, columns, optional=("mos_std",))
     image_names = column_strings(table, cols["image"])
-    folder_path = (
-        base / image_dir
-        if image_dir is not None
-        else pick_image_dir(base, ("train", "images", ""), image_names[0])
-    )
-    folder = FolderIndex(folder_path)
+    folder = image_folder(base, image_dir, ("train", "images", ""), image_names[0])
     return finish(
         {
             "image": [folder.find(n) for n in image_names],
