@@ -172,3 +172,19 @@ def test_common_items_aligns_two_models_on_the_items_both_scored():
     np.testing.assert_array_equal(b2.pred, [10.0, 20.0, 40.0])
     np.testing.assert_array_equal(a2.mos_std, [0.1, 0.2, 0.4])
     assert common_items(a, a) == (a, a)
+
+
+def test_interval_and_difference_as_dict_give_the_json_fields_in_order():
+    ci = bs.ConfidenceInterval(0.5, 0.25, 0.75, 0.95, 200, 0.125)
+    diff = bs.PairedDifference("srcc", 0.9, 0.8, ci, 0.03, "paired bootstrap")
+    expected_ci = {
+        "estimate": 0.5,
+        "low": 0.25,
+        "high": 0.75,
+        "confidence": 0.95,
+        "n_resamples": 200,
+        "std_error": 0.125,
+    }
+    assert list(ci.as_dict().items()) == list(expected_ci.items())
+    expected = {"statistic": "srcc", "a": 0.9, "b": 0.8, "difference": expected_ci, "p_value": 0.03}
+    assert list(diff.as_dict().items()) == list({**expected, "method": "paired bootstrap"}.items())

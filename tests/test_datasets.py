@@ -433,6 +433,22 @@ def test_spaq_and_csiq_read_the_published_excel_workbooks(tmp_path):
     assert_manifest(read_dataset("csiq", tmp_path / "csiq"), expected, "csiq")
 
 
+def test_image_folder_is_picked_by_a_case_insensitive_match_of_the_first_image(tmp_path):
+    # AGIQA-3K and the face challenge choose their image folder the same way: the first candidate
+    # folder holding the first listed image, matched without regard to case like every image lookup.
+    _, expected = build_agiqa3k(tmp_path)
+    (tmp_path / "AGIQA-3K").rename(tmp_path / "images")
+    first = tmp_path / "images" / "AttnGAN_normal_000.jpg"
+    first.rename(first.with_name("ATTNGAN_NORMAL_000.JPG"))
+    frame = read_dataset("agiqa3k", tmp_path)
+    assert [Path(p).name for p in frame["image"]] == [
+        "ATTNGAN_NORMAL_000.JPG",
+        "sd1.5_highcorr_011.jpg",
+        "midjourney_lowstep_002.jpg",
+    ]
+    assert all(Path(p).parent == tmp_path.resolve() / "images" for p in frame["image"])
+
+
 def test_live_challenge_keeps_training_images_on_request(tmp_path):
     build_live_challenge(tmp_path)
     frame = read_live_challenge(tmp_path, include_training=True)

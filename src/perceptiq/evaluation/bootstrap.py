@@ -14,7 +14,7 @@ the same seed gives the same resamples to both models of a paired comparison.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import scipy.stats
@@ -49,14 +49,8 @@ class ConfidenceInterval:
     std_error: float
 
     def as_dict(self) -> dict[str, float]:
-        return {
-            "estimate": self.estimate,
-            "low": self.low,
-            "high": self.high,
-            "confidence": self.confidence,
-            "n_resamples": self.n_resamples,
-            "std_error": self.std_error,
-        }
+        """The fields by name, in declaration order."""
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -71,14 +65,8 @@ class PairedDifference:
     method: str
 
     def as_dict(self) -> dict[str, object]:
-        return {
-            "statistic": self.statistic,
-            "a": self.a,
-            "b": self.b,
-            "difference": self.difference.as_dict(),
-            "p_value": self.p_value,
-            "method": self.method,
-        }
+        """The fields by name, in declaration order, ``difference`` as :meth:`ConfidenceInterval.as_dict`."""
+        return asdict(self)
 
 
 def resample_counts(n: int, n_resamples: int, rng: np.random.Generator) -> np.ndarray:

@@ -28,6 +28,7 @@ __all__ = [
     "read_table",
     "pick_column",
     "numeric_column",
+    "std_column",
     "Joined",
     "join_tables",
     "check_id_overlap",
@@ -192,6 +193,12 @@ def pick_column(
     )
 
 
+def std_column(frame: pd.DataFrame) -> str | None:
+    """The column holding MOS standard deviations: the first named like :data:`STD_CANDIDATES`
+    (case-insensitive), None when there is none."""
+    return next((c for c in frame.columns if c.lower() in STD_CANDIDATES), None)
+
+
 def numeric_column(
     frame: pd.DataFrame, column: str, path: str | Path, ids: pd.Series | None = None
 ) -> np.ndarray:
@@ -316,7 +323,7 @@ def join_tables(
     gf = gf.assign(_pq_id=g_keys).set_index("_pq_id").loc[common.to_numpy()]
     ids = g_ids.loc[common.index].to_numpy()
     std = None
-    std_name = std_col or next((c for c in gf.columns if c.lower() in STD_CANDIDATES), None)
+    std_name = std_col or std_column(gf)
     if std_name is not None:
         if std_name not in gf.columns:
             raise DataFileError(gt_path, f"no MOS standard deviation column {std_name!r}")

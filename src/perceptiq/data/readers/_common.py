@@ -28,7 +28,9 @@ __all__ = [
     "load_mat_variable",
     "cell_strings",
     "map_columns",
+    "column_strings",
     "FolderIndex",
+    "image_folder",
     "finish",
 ]
 
@@ -152,6 +154,11 @@ def map_columns(
     return found
 
 
+def column_strings(frame: pd.DataFrame, column: str) -> list[str]:
+    """The values of ``column`` as stripped strings (file names, type labels)."""
+    return [str(v).strip() for v in frame[column]]
+
+
 class FolderIndex:
     """Find files in a folder by name, falling back to a case-insensitive match.
 
@@ -181,6 +188,21 @@ class FolderIndex:
         if self._index is None:
             self._index = self._build()
         return self._index.get(Path(name).name.lower() if self.recursive else name.lower(), direct)
+
+
+def image_folder(
+    root: Path, image_dir: str | None, candidates: Sequence[str], first_name: str
+) -> FolderIndex:
+    """The image folder: ``root / image_dir`` when given, else the first of ``candidates`` (folders
+    relative to ``root``; ``""`` is root itself) that holds ``first_name`` (matched as
+    :meth:`FolderIndex.find` does), else the first candidate, whose missing files are then reported."""
+    if image_dir is not None:
+        return FolderIndex(root / image_dir)
+    for name in candidates:
+        folder = FolderIndex(root / name)
+        if folder.find(first_name).is_file():
+            return folder
+    return FolderIndex(root / candidates[0])
 
 
 def _column_values(values: Sequence | np.ndarray | pd.Series | None, column: str, n: int) -> list:

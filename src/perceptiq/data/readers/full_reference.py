@@ -16,6 +16,7 @@ from perceptiq.data.readers._common import (
     DATASETS,
     ColumnMap,
     FolderIndex,
+    column_strings,
     dataset_root,
     find_label_file,
     finish,
@@ -35,10 +36,6 @@ CSIQ_DISTORTIONS: dict[str, tuple[str, str]] = {
     "contrast": ("contrast", "contrast"),
 }
 """CSIQ ``dst_type`` label -> (folder under ``dst_imgs/``, distortion tag in the file name)."""
-
-
-def _names(frame: pd.DataFrame, column: str) -> list[str]:
-    return [str(v).strip() for v in frame[column]]
 
 
 def _code(name: str, field: int, pattern: str) -> str | None:
@@ -78,7 +75,7 @@ def read_kadid10k(
         optional=("mos_std",),
     )
     folder = FolderIndex(base / image_dir)
-    names = _names(table, cols["image"])
+    names = column_strings(table, cols["image"])
     std = None
     if cols["mos_std"] is not None:
         var = pd.to_numeric(table[cols["mos_std"]], errors="coerce").to_numpy(np.float64)
@@ -88,7 +85,7 @@ def read_kadid10k(
     return finish(
         {
             "image": [folder.find(n) for n in names],
-            "ref": [folder.find(n) for n in _names(table, cols["ref"])],
+            "ref": [folder.find(n) for n in column_strings(table, cols["ref"])],
             "mos": table[cols["mos"]],
             "mos_std": std,
             "method": [_code(n, 1, r"I\d+_\d+_\d+") for n in names],
@@ -137,8 +134,8 @@ def read_csiq(
     images, ref_paths, methods = [], [], []
     for row, (name, kind, level) in enumerate(
         zip(
-            _names(table, cols["image"]),
-            _names(table, cols["method"]),
+            column_strings(table, cols["image"]),
+            column_strings(table, cols["method"]),
             table[cols["level"]],
             strict=True,
         )

@@ -18,9 +18,11 @@ from perceptiq.data.readers._common import (
     DATASETS,
     ColumnMap,
     FolderIndex,
+    column_strings,
     dataset_root,
     find_label_file,
     finish,
+    image_folder,
     load_label_table,
     map_columns,
 )
@@ -77,15 +79,8 @@ def read_agiqa3k(
         columns,
         optional=("mos_std",),
     )
-    names = [str(v).strip() for v in table[cols["image"]]]
-    if image_dir is None:
-        folder_path = next(
-            (base / d for d in ("AGIQA-3K", "images", "") if (base / d / names[0]).is_file()),
-            base / "AGIQA-3K",
-        )
-    else:
-        folder_path = base / image_dir
-    folder = FolderIndex(folder_path)
+    names = column_strings(table, cols["image"])
+    folder = image_folder(base, image_dir, ("AGIQA-3K", "images", ""), names[0])
     return finish(
         {
             "image": [folder.find(n) for n in names],
@@ -114,11 +109,21 @@ def _mean_and_std(value: object, where: str) -> tuple[float, float]:
     return float(values.mean()), std
 
 
-def _read_json_records(path: Path) -> list[dict]:
+def _read_json(path: Path) -> object:
     try:
-        records = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DataFileError(path, f"not valid JSON: {err}") from err
+
+
+def _check_parts(parts: Sequence[str], known: Sequence[str]) -> None:
+    """``parts`` must be a non-empty subset of ``known`` (the label files of a release)."""
+    if not parts or set(parts) - set(known):
+        raise InputError(f"parts must be a non-empty subset of {sorted(known)}, got {list(parts)}")
+
+
+def _read_json_records(path: Path) -> list[dict]:
+    records = _read_json(path)
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         raise DataFileError(path, "expected a JSON list of records")
     if not records:
@@ -149,9 +154,7 @@ def read_evalmuse40k(
     averaged files (numbers instead of lists) read the same, without ``mos_std``. ``split`` = the part.
     """
     base = dataset_root(root)
-    unknown = sorted(set(parts) - set(_EVALMUSE_FILES))
-    if unknown or not parts:
-        raise InputError(f"parts must be a non-empty subset of {sorted(_EVALMUSE_FILES)}, got {list(parts)}")
+    _check_parts(parts, tuple(_EVALMUSE_FILES))
     columns: dict[str, list] = {k: [] for k in ("image", "mos", "mos_std", "prompt", "elements", "split")}
     sources = []
     images_dir = base / "images"
@@ -214,10 +217,7 @@ def read_evalmuse_structure(
     """
     base = dataset_root(root)
     source = find_label_file(base, (label_file,), "EvalMuse-Structure annotation file")
-    try:
-        info = json.loads(source.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataFileError(source, f"not valid JSON: {err}") from err
+    info = _read_json(source)
     if not isinstance(info, dict) or not info:
         raise DataFileError(source, "expected a non-empty JSON object keyed by image id")
     folder = FolderIndex(base / image_dir)
@@ -302,9 +302,7 @@ def read_isrgen_qa(
     from the LR_ref field, not the name. ``split`` = the part the line came from.
     """
     base = dataset_root(root)
-    unknown = sorted(set(parts) - {"train", "val", "test"})
-    if unknown or not parts:
-        raise InputError(f"parts must be a non-empty subset of ['test', 'train', 'val'], got {list(parts)}")
+    _check_parts(parts, ("train", "val", "test"))
     srs, lrs, hrs = FolderIndex(base / sr_dir), FolderIndex(base / lr_dir), FolderIndex(base / hr_dir)
     columns: dict[str, list] = {k: [] for k in ("image", "mos", "lr", "ref", "scale", "method", "split")}
     sources = []

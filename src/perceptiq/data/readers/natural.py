@@ -14,31 +14,21 @@ from perceptiq.data.readers._common import (
     ColumnMap,
     FolderIndex,
     cell_strings,
+    column_strings,
     dataset_root,
     find_label_file,
     finish,
+    image_folder,
     load_label_table,
     load_mat_variable,
     map_columns,
 )
 from perceptiq.errors import DataFileError
-from perceptiq.io.tables import ID_CANDIDATES, MOS_CANDIDATES, STD_CANDIDATES, pick_column
+from perceptiq.io.tables import ID_CANDIDATES, MOS_CANDIDATES, pick_column, std_column
 
 __all__ = ["read_koniq10k", "read_spaq", "read_live_challenge", "read_face_challenge"]
 
 _KONIQ_SETS = {"training": "train", "train": "train", "validation": "val", "val": "val", "test": "test"}
-
-
-def _names(frame: pd.DataFrame, column: str) -> list[str]:
-    return [str(v).strip() for v in frame[column]]
-
-
-def _pick_image_dir(root: Path, candidates: tuple[str, ...], first_name: str) -> Path:
-    """The first candidate folder that holds ``first_name`` (else the first candidate, for the error)."""
-    for name in candidates:
-        if FolderIndex(root / name).find(first_name).is_file():
-            return root / name
-    return root / candidates[0]
 
 
 @DATASETS.register("koniq10k")
@@ -89,7 +79,7 @@ def read_koniq10k(
         split = [_KONIQ_SETS.get(v, v) for v in raw]
     return finish(
         {
-            "image": [folder.find(n) for n in _names(table, cols["image"])],
+            "image": [folder.find(n) for n in column_strings(table, cols["image"])],
             "mos": table[cols["mos"]],
             "mos_std": None if cols["mos_std"] is None else table[cols["mos_std"]],
             "split": split,
@@ -133,7 +123,7 @@ def read_spaq(
     cols = map_columns(table, source, {"image": "Image name", "mos": "MOS"}, columns)
     folder = FolderIndex(base / image_dir)
     return finish(
-        {"image": [folder.find(n) for n in _names(table, cols["image"])], "mos": table[cols["mos"]]},
+        {"image": [folder.find(n) for n in column_strings(table, cols["image"])], "mos": table[cols["mos"]]},
         dataset="spaq",
         source=source,
         check_files=check_files,
@@ -245,16 +235,11 @@ def read_face_challenge(
     defaults["mos"] = chosen.get("mos") or pick_column(
         table, source, None, MOS_CANDIDATES, "MOS", exclude=(defaults["image"],)
     )
-    std = next((c for c in table.columns if c.lower() in STD_CANDIDATES), None)
+    std = std_column(table)
     defaults["mos_std"] = std if std is not None else "mos_std"
     cols = map_columns(table, source, defaults, columns, optional=("mos_std",))
-    image_names = _names(table, cols["image"])
-    folder_path = (
-        base / image_dir
-        if image_dir is not None
-        else _pick_image_dir(base, ("train", "images", ""), image_names[0])
-    )
-    folder = FolderIndex(folder_path)
+    image_names = column_strings(table, cols["image"])
+    folder = image_folder(base, image_dir, ("train", "images", ""), image_names[0])
     return finish(
         {
             "image": [folder.find(n) for n in image_names],
