@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 
 from perceptiq.errors import InputError
-from perceptiq.functional._color import ColorSpace, to_color_space
+from perceptiq.functional._color import ColorSpace, check_color, to_color_space
 
-__all__ = ["prepare_pair", "check_min_size"]
+__all__ = ["check_options", "prepare_pair", "check_min_size"]
 
 
 def _check_tensor(x: object, what: str) -> torch.Tensor:
@@ -18,6 +18,16 @@ def _check_tensor(x: object, what: str) -> torch.Tensor:
     if not x.is_floating_point():
         raise InputError(f"{what} must be a float tensor, got dtype {x.dtype}")
     return x
+
+
+def check_options(color: str, crop_border: int, data_range: float, metric: str) -> None:
+    """Raise :class:`InputError` for an unknown ``color``, a negative or non-integer ``crop_border``
+    or a non-positive ``data_range`` (the checks that need no image: a metric runs them when built)."""
+    check_color(color, metric)
+    if not isinstance(crop_border, int) or crop_border < 0:
+        raise InputError(f"{metric}: crop_border must be a non-negative integer, got {crop_border!r}")
+    if not data_range > 0:
+        raise InputError(f"{metric}: data_range must be positive, got {data_range!r}")
 
 
 def prepare_pair(
@@ -42,12 +52,10 @@ def prepare_pair(
         raise InputError(
             f"{metric}: image shape {tuple(x.shape)} differs from reference shape {tuple(y.shape)}"
         )
-    if not data_range > 0:
-        raise InputError(f"{metric}: data_range must be positive, got {data_range}")
-    if crop_border < 0 or 2 * crop_border >= min(x.shape[-2:]):
+    check_options(color, crop_border, data_range, metric)
+    if 2 * crop_border >= min(x.shape[-2:]):
         raise InputError(
-            f"{metric}: crop_border={crop_border} must be >= 0 and leave pixels of a "
-            f"{x.shape[-2]}x{x.shape[-1]} image"
+            f"{metric}: crop_border={crop_border} must leave pixels of a {x.shape[-2]}x{x.shape[-1]} image"
         )
     if data_range != 1.0:
         x, y = x / data_range, y / data_range
