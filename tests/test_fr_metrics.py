@@ -424,6 +424,21 @@ def test_function_and_metric_refuse_an_option_with_the_same_error(name, options,
     assert str(from_function.value) == str(from_metric.value)
 
 
+def test_gradient_magnitude_of_gmsd_and_fsim_is_matlab_conv2_same():
+    from scipy.signal import convolve2d
+
+    from perceptiq.functional.fr._common import gradient_magnitude, similarity
+
+    img = np.random.default_rng(5).random((7, 9))
+    for kernel, scale in (([[1, 0, -1]] * 3, 3.0), ([[3, 0, -3], [10, 0, -10], [3, 0, -3]], 16.0)):
+        k = np.array(kernel, dtype=np.float64) / scale
+        want = np.hypot(convolve2d(img, k, mode="same"), convolve2d(img, k.T, mode="same"))
+        got = gradient_magnitude(torch.from_numpy(img)[None, None], kernel, scale)[0, 0].numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+    a, b = torch.tensor([3.0, 0.0], dtype=torch.float64), torch.tensor([1.0, 0.0], dtype=torch.float64)
+    assert similarity(a, b, 1.0).tolist() == [7.0 / 11.0, 1.0]
+
+
 def _gradcheck(fn, shape, **options):
     g = torch.Generator().manual_seed(10)
     ref = torch.rand(shape, generator=g, dtype=torch.float64) * 0.8 + 0.1
