@@ -403,6 +403,42 @@ def test_registry_options_are_validated():
         create_metric("ms_ssim", combination="max")
 
 
+@pytest.mark.parametrize(
+    ("name", "options", "message"),
+    [
+        ("psnr", {"color": "lab"}, "psnr: unknown color 'lab'; the colour spaces are 'rgb'"),
+        ("gmsd", {"crop_border": 1.5}, "gmsd: crop_border must be a non-negative integer, got 1.5"),
+        ("ssim", {"crop_border": -1}, "ssim: crop_border must be a non-negative integer, got -1"),
+        ("vif_p", {"data_range": -2.0}, "vif_p: data_range must be positive, got -2.0"),
+        ("fsim", {"data_range": 0}, "fsim: data_range must be positive, got 0"),
+        ("ms_ssim", {"combination": "max"}, "ms_ssim: combination must be 'product' or 'sum', got 'max'"),
+    ],
+)
+def test_function_and_metric_refuse_an_option_with_the_same_error(name, options, message):
+    x = torch.rand(1, 3, 170, 170)
+    with pytest.raises(InputError) as from_metric:
+        create_metric(name, **options)
+    with pytest.raises(InputError) as from_function:
+        FUNCTIONS[name](x, x, **options)
+    assert str(from_metric.value).startswith(message)
+    assert str(from_function.value) == str(from_metric.value)
+
+
+def test_gradient_magnitude_of_gmsd_and_fsim_is_matlab_conv2_same():
+    from scipy.signal import convolve2d
+
+    from perceptiq.functional.fr._common import gradient_magnitude, similarity
+
+    img = np.random.default_rng(5).random((7, 9))
+    for kernel, scale in (([[1, 0, -1]] * 3, 3.0), ([[3, 0, -3], [10, 0, -10], [3, 0, -3]], 16.0)):
+        k = np.array(kernel, dtype=np.float64) / scale
+        want = np.hypot(convolve2d(img, k, mode="same"), convolve2d(img, k.T, mode="same"))
+        got = gradient_magnitude(torch.from_numpy(img)[None, None], kernel, scale)[0, 0].numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+    a, b = torch.tensor([3.0, 0.0], dtype=torch.float64), torch.tensor([1.0, 0.0], dtype=torch.float64)
+    assert similarity(a, b, 1.0).tolist() == [7.0 / 11.0, 1.0]
+
+
 def _gradcheck(fn, shape, **options):
     g = torch.Generator().manual_seed(10)
     ref = torch.rand(shape, generator=g, dtype=torch.float64) * 0.8 + 0.1

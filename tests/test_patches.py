@@ -281,6 +281,30 @@ def test_bad_inputs_raise_input_error() -> None:
         random_boxes(10, 10, 4, 2, generator=0)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    "score",
+    [
+        lambda fn, x, **kw: score_boxes(fn, x, [Box(0, 0, 8, 8)], **kw),
+        lambda fn, x, **kw: apply_policy(fn, x, InputPolicy(mode="tiles", tile_size=8), **kw),
+    ],
+    ids=["score_boxes", "apply_policy"],
+)
+def test_box_scoring_entry_points_check_their_inputs_alike(score) -> None:
+    x = torch.rand(2, 3, 16, 16)
+
+    def fr(crops: torch.Tensor, ref_crops: torch.Tensor) -> torch.Tensor:
+        return crops.mean(dim=(1, 2, 3))
+
+    with pytest.raises(
+        InputError, match=r"^image shape \(2, 3, 16, 16\) differs from reference shape \(2, 3, 8, 16\)$"
+    ):
+        score(fr, x, reference=x[:, :, :8])
+    with pytest.raises(InputError, match=r"^max_batch must be >= 1, got 0$"):
+        score(pixel_mean, x, max_batch=0)
+    with pytest.raises(InputError, match=r"^reference: expected a torch.Tensor image, got list$"):
+        score(fr, x, reference=x.tolist())
+
+
 def test_image_views_are_the_mirror_image_and_the_corner_crops() -> None:
     pixels = np.arange(2 * 3 * 10 * 20, dtype=np.float32).reshape(2, 3, 10, 20)
     images = torch.from_numpy(pixels)

@@ -332,6 +332,19 @@ def _call(score_fn: ScoreFn, crops: torch.Tensor, ref_crops: torch.Tensor | None
     return out.reshape(n)
 
 
+def _scoring_inputs(
+    image: torch.Tensor, reference: torch.Tensor | None, max_batch: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``image`` (and ``reference``, same shape) as ``(B, C, H, W)`` batches; ``max_batch`` checked."""
+    x = as_batch(image, "image")
+    ref = None if reference is None else as_batch(reference, "reference")
+    if ref is not None and ref.shape != x.shape:
+        raise InputError(f"image shape {tuple(x.shape)} differs from reference shape {tuple(ref.shape)}")
+    if max_batch < 1:
+        raise InputError(f"max_batch must be >= 1, got {max_batch}")
+    return x, ref
+
+
 def score_boxes(
     score_fn: ScoreFn,
     image: torch.Tensor,
@@ -348,12 +361,7 @@ def score_boxes(
     Returns:
         Scores (len(boxes), B) in the order of ``boxes``.
     """
-    x = as_batch(image, "image")
-    ref = None if reference is None else as_batch(reference, "reference")
-    if ref is not None and ref.shape != x.shape:
-        raise InputError(f"image shape {tuple(x.shape)} differs from reference shape {tuple(ref.shape)}")
-    if max_batch < 1:
-        raise InputError(f"max_batch must be >= 1, got {max_batch}")
+    x, ref = _scoring_inputs(image, reference, max_batch)
     if not boxes:
         raise InputError("score_boxes needs at least one box")
     batch = x.shape[0]
@@ -413,12 +421,7 @@ def apply_policy(
         >>> bool(torch.allclose(s, x.mean(dim=(1, 2, 3))))
         True
     """
-    x = as_batch(image, "image")
-    ref = None if reference is None else as_batch(reference, "reference")
-    if ref is not None and ref.shape != x.shape:
-        raise InputError(f"image shape {tuple(x.shape)} differs from reference shape {tuple(ref.shape)}")
-    if max_batch < 1:
-        raise InputError(f"max_batch must be >= 1, got {max_batch}")
+    x, ref = _scoring_inputs(image, reference, max_batch)
     if policy.mode in ("full", "resize_budget"):
         if policy.mode == "resize_budget":
             x = _policy_resize(x, policy)

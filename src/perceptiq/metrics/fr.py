@@ -22,10 +22,11 @@ from typing import Any, ClassVar, Literal
 import torch
 
 from perceptiq.errors import InputError
-from perceptiq.functional._color import COLOR_SPACES, ColorSpace, check_color
+from perceptiq.functional._color import COLOR_SPACES, ColorSpace
+from perceptiq.functional.fr._common import check_options
 from perceptiq.functional.fr.fsim import fsim
 from perceptiq.functional.fr.gmsd import gmsd
-from perceptiq.functional.fr.ms_ssim import MS_SSIM_WEIGHTS, ms_ssim
+from perceptiq.functional.fr.ms_ssim import MS_SSIM_WEIGHTS, check_combination, ms_ssim
 from perceptiq.functional.fr.psnr import psnr
 from perceptiq.functional.fr.ssim import ssim
 from perceptiq.functional.fr.vif import vif_p
@@ -35,11 +36,7 @@ __all__ = ["PSNR", "SSIM", "MSSSIM", "GMSD", "VIFp", "FSIM"]
 
 
 def _common_options(color: str, crop_border: int, data_range: float, metric: str) -> dict[str, Any]:
-    check_color(color, metric)
-    if not isinstance(crop_border, int) or crop_border < 0:
-        raise InputError(f"{metric}: crop_border must be a non-negative integer, got {crop_border!r}")
-    if not data_range > 0:
-        raise InputError(f"{metric}: data_range must be positive, got {data_range!r}")
+    check_options(color, crop_border, data_range, metric)
     return {"color": color, "crop_border": crop_border, "data_range": float(data_range)}
 
 
@@ -153,8 +150,7 @@ class MSSSIM(_FullReference):
         weights: Sequence[float] = MS_SSIM_WEIGHTS,
         combination: Literal["product", "sum"] = "product",
     ) -> None:
-        if combination not in ("product", "sum"):
-            raise InputError(f"ms_ssim: combination must be 'product' or 'sum', got {combination!r}")
+        check_combination(combination)
         super().__init__(
             **_common_options(color, crop_border, data_range, self.name),
             quantize=quantize,

@@ -55,8 +55,31 @@ def _check_image(name: str, image: torch.Tensor) -> None:
         )
 
 
+class _GreyNoReference(Metric):
+    """Shared by NIQE and BRISQUE: options ``color`` and ``quantize``, scored on the grey 0-255 image."""
+
+    kind = "NR"
+    lower_is_better = True
+    score_range = None
+    is_differentiable = False
+    colors = GREY_COLOR_SPACES
+
+    def __init__(self, color: GreyMode, quantize: bool) -> None:
+        super().__init__()
+        self.color = check_color(color, self.name, self.colors)
+        self.quantize = bool(quantize)
+
+    def _grey255(self, image: torch.Tensor) -> torch.Tensor:
+        """The checked ``image`` as grey values on the 0-255 scale (``color``, ``quantize``)."""
+        _check_image(self.name, image)
+        return to_grey255(image, self.color, quantize=self.quantize)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, color={self.color!r}, quantize={self.quantize}"
+
+
 @register_metric
-class NIQE(Metric):
+class NIQE(_GreyNoReference):
     """Natural Image Quality Evaluator (Mittal, Soundararajan and Bovik, IEEE SPL 2013); lower is better.
 
     Args:
@@ -74,32 +97,21 @@ class NIQE(Metric):
 
     name = "niqe"
     undefined_reason = "NIQE is undefined when every patch is flat (no natural-scene statistics)"
-    kind = "NR"
-    lower_is_better = True
-    score_range = None
-    is_differentiable = False
-    colors = GREY_COLOR_SPACES
 
     def __init__(self, color: GreyMode = "gray", quantize: bool = True, patch_size: int = 96) -> None:
-        super().__init__()
-        self.color = check_color(color, self.name, self.colors)
-        self.quantize = bool(quantize)
+        super().__init__(color, quantize)
         self.patch_size = int(patch_size)
         params = load_params("niqe_pristine")
         self.register_buffer("mu", torch.as_tensor(params["mu"]), persistent=False)
         self.register_buffer("cov", torch.as_tensor(params["cov"]), persistent=False)
 
     def compute(self, image: torch.Tensor, reference: torch.Tensor | None) -> torch.Tensor:
-        _check_image(self.name, image)
-        grey = to_grey255(image, self.color, quantize=self.quantize)
+        grey = self._grey255(image)
         return niqe(grey, self.mu, self.cov, self.patch_size).to(image.dtype)
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, color={self.color!r}, quantize={self.quantize}"
 
 
 @register_metric
-class BRISQUE(Metric):
+class BRISQUE(_GreyNoReference):
     """Blind/Referenceless Image Spatial Quality Evaluator (Mittal, Moorthy and Bovik, IEEE TIP 2012).
 
     Lower is better; about 0 to 100 on typical images (the SVR can leave that range). Uses the
@@ -120,16 +132,9 @@ class BRISQUE(Metric):
 
     name = "brisque"
     undefined_reason = "BRISQUE is undefined on a flat image (all MSCN coefficients are 0)"
-    kind = "NR"
-    lower_is_better = True
-    score_range = None
-    is_differentiable = False
-    colors = GREY_COLOR_SPACES
 
     def __init__(self, color: GreyMode = "gray", quantize: bool = True, text_io: bool = True) -> None:
-        super().__init__()
-        self.color = check_color(color, self.name, self.colors)
-        self.quantize = bool(quantize)
+        super().__init__(color, quantize)
         self.text_io = bool(text_io)
         params = load_params("brisque_live")
         for key in ("support", "coef", "feature_min", "feature_max"):
@@ -138,8 +143,7 @@ class BRISQUE(Metric):
         self.gamma = float(params["gamma"])
 
     def compute(self, image: torch.Tensor, reference: torch.Tensor | None) -> torch.Tensor:
-        _check_image(self.name, image)
-        grey = to_grey255(image, self.color, quantize=self.quantize)
+        grey = self._grey255(image)
         scores = brisque(
             grey,
             self.support,
@@ -151,6 +155,3 @@ class BRISQUE(Metric):
             text_io=self.text_io,
         )
         return scores.to(image.dtype)
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, color={self.color!r}, quantize={self.quantize}"

@@ -28,12 +28,11 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 from perceptiq.errors import InputError
 from perceptiq.functional._color import YIQ_MATRIX
 from perceptiq.functional._filters import box_downsample, matlab_round
-from perceptiq.functional.fr._common import check_min_size, prepare_pair
+from perceptiq.functional.fr._common import check_min_size, gradient_magnitude, prepare_pair, similarity
 
 __all__ = ["fsim", "phase_congruency"]
 
@@ -46,6 +45,7 @@ _D_THETA_ON_SIGMA = 1.2
 _K_NOISE = 2.0
 _EPS_PC = 1e-4
 _T_PC, _T_G, _T_CHROMA, _LAMBDA = 0.85, 160.0, 200.0, 0.03
+_SCHARR_X = ((3.0, 0.0, -3.0), (10.0, 0.0, -10.0), (3.0, 0.0, -3.0))
 
 
 def _normalised_range(n: int, device: torch.device) -> torch.Tensor:
@@ -121,19 +121,6 @@ def phase_congruency(lum: torch.Tensor) -> torch.Tensor:
     return energy_all / amp_all
 
 
-def _scharr_magnitude(x: torch.Tensor) -> torch.Tensor:
-    gx = torch.tensor(
-        [[3.0, 0.0, -3.0], [10.0, 0.0, -10.0], [3.0, 0.0, -3.0]], dtype=x.dtype, device=x.device
-    )
-    kernels = (torch.stack([gx, gx.t()]) / 16.0).unsqueeze(1)
-    grads = F.conv2d(x.unsqueeze(1), kernels, padding=1)
-    return (grads.square().sum(dim=1) + 1e-20).sqrt()
-
-
-def _similarity(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
-    return (2 * a * b + t) / (a * a + b * b + t)
-
-
 def fsim(
     image: torch.Tensor,
     reference: torch.Tensor,
@@ -176,13 +163,13 @@ def fsim(
     yiq = box_downsample(yiq, factor, pad="zeros")
     lum = yiq[:, 0]
     pc1, pc2 = phase_congruency(lum).split(b)
-    g1, g2 = _scharr_magnitude(lum).split(b)
+    g1, g2 = gradient_magnitude(yiq[:, :1], _SCHARR_X, 16.0, eps=1e-20)[:, 0].split(b)
     pc_max = torch.maximum(pc1, pc2)
-    sim = _similarity(pc1, pc2, _T_PC) * _similarity(g1, g2, _T_G)
+    sim = similarity(pc1, pc2, _T_PC) * similarity(g1, g2, _T_G)
     if chromatic and yiq.shape[1] == 3:
         i1, i2 = yiq[:, 1].split(b)
         q1, q2 = yiq[:, 2].split(b)
-        chroma = _similarity(i1, i2, _T_CHROMA) * _similarity(q1, q2, _T_CHROMA)
+        chroma = similarity(i1, i2, _T_CHROMA) * similarity(q1, q2, _T_CHROMA)
         # real part of a real base to a fractional power, as MATLAB's real((.)^lambda)
         sim = sim * chroma.abs().pow(_LAMBDA) * torch.where(chroma < 0, math.cos(_LAMBDA * math.pi), 1.0)
     return (sim * pc_max).sum(dim=(-2, -1)) / pc_max.sum(dim=(-2, -1))

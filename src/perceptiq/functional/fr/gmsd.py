@@ -15,24 +15,14 @@ images). For several channels the score is computed per channel and averaged.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from perceptiq.functional._color import ColorSpace
 from perceptiq.functional._filters import box_downsample
-from perceptiq.functional.fr._common import check_min_size, prepare_pair
+from perceptiq.functional.fr._common import check_min_size, gradient_magnitude, prepare_pair, similarity
 
-__all__ = ["gmsd", "gradient_magnitude"]
+__all__ = ["gmsd"]
 
 _PREWITT_X = ((1.0, 0.0, -1.0), (1.0, 0.0, -1.0), (1.0, 0.0, -1.0))
-
-
-def gradient_magnitude(x: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
-    """``sqrt(Ix^2 + Iy^2 + eps)`` with Prewitt/3 gradients and zero padding; shape is kept."""
-    gx = torch.tensor(_PREWITT_X, dtype=x.dtype, device=x.device) / 3.0
-    kernels = torch.stack([gx, gx.t()]).unsqueeze(1)  # (2, 1, 3, 3)
-    b, c, h, w = x.shape
-    grads = F.conv2d(x.reshape(b * c, 1, h, w), kernels, padding=1)
-    return (grads.square().sum(dim=1) + eps).sqrt().view(b, c, h, w)
 
 
 def gmsd(
@@ -67,6 +57,5 @@ def gmsd(
     check_min_size(x, 4, "gmsd", "a 2x downsampled image with at least 2x2 pixels")
     b = x.shape[0]
     both = box_downsample(torch.cat([x, y]), 2, pad="zeros")
-    m_x, m_y = gradient_magnitude(both, eps=1e-20).split(b)
-    gms = (2.0 * m_x * m_y + t) / (m_x.square() + m_y.square() + t)
-    return gms.flatten(2).std(dim=2).mean(dim=1)
+    m_x, m_y = gradient_magnitude(both, _PREWITT_X, 3.0, eps=1e-20).split(b)
+    return similarity(m_x, m_y, t).flatten(2).std(dim=2).mean(dim=1)

@@ -31,9 +31,15 @@ from perceptiq.functional._filters import box_downsample, gaussian_taps
 from perceptiq.functional.fr._common import check_min_size, prepare_pair
 from perceptiq.functional.fr.ssim import ssim_components
 
-__all__ = ["ms_ssim", "MS_SSIM_WEIGHTS"]
+__all__ = ["ms_ssim", "check_combination", "MS_SSIM_WEIGHTS"]
 
 MS_SSIM_WEIGHTS: tuple[float, ...] = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+
+
+def check_combination(combination: str) -> None:
+    """Raise :class:`InputError` unless ``combination`` is ``"product"`` or ``"sum"``."""
+    if combination not in ("product", "sum"):
+        raise InputError(f"ms_ssim: combination must be 'product' or 'sum', got {combination!r}")
 
 
 def ms_ssim(
@@ -69,8 +75,7 @@ def ms_ssim(
         quantize=quantize,
         metric="ms_ssim",
     )
-    if combination not in ("product", "sum"):
-        raise InputError(f"ms_ssim: combination must be 'product' or 'sum', got {combination!r}")
+    check_combination(combination)
     levels = len(weights)
     check_min_size(
         x,
