@@ -28,6 +28,7 @@ from perceptiq.errors import OptionError, PerceptiqError
 from perceptiq.evaluation.protocols import AlignmentData, PairData, ScoreData, StructureData
 from perceptiq.models import DEFAULT_MODEL, MODELS, create_model, load_model, save_model
 from perceptiq.models._base import packaged_weights_dir
+from tiny_models import HYBRID, STRUCTURE, ULTRA
 
 BLUR_SIGMAS = (0.6, 1.2, 2.4)  # pixels; a ladder from barely to clearly blurred
 
@@ -114,8 +115,6 @@ def test_metric_refuses_an_unknown_option_in_one_line(name):
 # Tiny configurations per family (the architectures of tests/test_models_families.py and
 # tests/test_models_clip.py), derived from each variant's own config so every variant keeps its mode.
 
-TINY_CONVNEXT = {"dims": [8, 16, 24, 32], "depths": [1, 1, 1, 1]}
-TINY_VIT = {"depth": 1, "embed_dim": 32, "num_heads": 2}
 TEXT_WORDS = 64  # word vocabulary size of the tiny towers (unknown words map to <unk>)
 TEXT = {
     "vocab_size": TEXT_WORDS + 4,
@@ -192,38 +191,9 @@ TINY: dict[str, Callable[[Any], dict[str, Any]]] = {
     "face_lite": _tiny_face,
     "ensemble": _tiny_ensemble,
     "nss_mlp": lambda cfg: {"short_side": 64, "n_members": 2, "hidden": 8},
-    "hybrid_vit_cnn": lambda cfg: {
-        "backbone": "vit_tiny_patch16_224",
-        "backbone_kwargs": TINY_VIT,
-        "heads": 2,
-        "input_size": 32,
-        "conv_channels": (16, 8),
-        "hidden": 8,
-    },
-    "t2i_structure": lambda cfg: {
-        "backbone": "convnext_atto",
-        "backbone_kwargs": TINY_CONVNEXT,
-        "input_size": 64,
-        "heatmap_size": None,
-        "width": 16,
-        "heads": 2,
-        "score_hidden": 8,
-        "prompt_dim": 12 if cfg.prompt_dim else 0,
-    },
-    "ultra_fr": lambda cfg: {
-        "backbone": "convnext_atto",
-        "backbone_kwargs": TINY_CONVNEXT,
-        "fpn_channels": 8,
-        "diff_channels": 8,
-        "d_model": 16,
-        "heads": 2,
-        "layers": 1,
-        "ff_dim": 32,
-        "num_regions": 4,
-        "num_samplings": 3,
-        "region_sizes": (16, 32),
-        "max_candidates": 16,
-    },
+    "hybrid_vit_cnn": lambda cfg: HYBRID,
+    "t2i_structure": lambda cfg: {**STRUCTURE, "prompt_dim": 12 if cfg.prompt_dim else 0},
+    "ultra_fr": lambda cfg: ULTRA,
 }
 MODEL_SIZE = 64
 
