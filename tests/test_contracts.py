@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from importlib.util import find_spec
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ from perceptiq.errors import OptionError, PerceptiqError
 from perceptiq.evaluation.protocols import AlignmentData, PairData, ScoreData, StructureData
 from perceptiq.models import DEFAULT_MODEL, MODELS, create_model, load_model, save_model
 from perceptiq.models._base import packaged_weights_dir
+from perceptiq.models.pretrained import get_pretrained_backbone
 from tiny_models import HYBRID, STRUCTURE, ULTRA
 
 BLUR_SIGMAS = (0.6, 1.2, 2.4)  # pixels; a ladder from barely to clearly blurred
@@ -171,7 +173,11 @@ def _tiny_rectifier(cfg) -> dict[str, Any]:
 
 def _tiny_face(cfg) -> dict[str, Any]:
     policy = dataclasses.replace(cfg.input_policy, tile_size=32, num_patches=3)
-    return {"input_size": 32, "head_hidden": 8, "input_policy": policy}
+    out = {"input_size": 32, "head_hidden": 8, "input_policy": policy}
+    entry = getattr(cfg, "pretrained_backbone", None)  # an ensemble's config passes here too
+    if entry and find_spec(get_pretrained_backbone(entry).module) is None:
+        out["pretrained_backbone"] = None  # without its weights package: the same network, random weights
+    return out
 
 
 def _tiny_ensemble(cfg) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import contextvars
 import dataclasses
 import json
 from collections.abc import Callable
@@ -50,6 +51,7 @@ __all__ = [
     "packaged_weights_dir",
     "require_trained_weights",
     "describe_models",
+    "initial_weights_wanted",
 ]
 
 CONFIG_FILE = "config.json"
@@ -255,9 +257,26 @@ def require_trained_weights(model: QualityModel, name: str, *, allow_random_weig
     )
 
 
-def _build(config: ModelConfig) -> QualityModel:
+_INITIAL_WEIGHTS = contextvars.ContextVar("perceptiq_initial_weights", default=True)
+
+
+def initial_weights_wanted() -> bool:
+    """Whether a family being built should read the files it initialises from (a pretrained backbone).
+
+    False while :func:`create_model` with weights or :func:`load_model` builds a model only to fill
+    every weight from a saved ``model.safetensors`` (a strict load): the initial files are then not
+    needed, so a saved model loads without them.
+    """
+    return _INITIAL_WEIGHTS.get()
+
+
+def _build(config: ModelConfig, *, weights_follow: bool = False) -> QualityModel:
     cls = FAMILIES.create(config.family)
-    return cls(config)
+    token = _INITIAL_WEIGHTS.set(not weights_follow)
+    try:
+        return cls(config)
+    finally:
+        _INITIAL_WEIGHTS.reset(token)
 
 
 def create_model(name: str, weights: str | Path | None = None, **config: Any) -> QualityModel:
@@ -286,7 +305,7 @@ def create_model(name: str, weights: str | Path | None = None, **config: Any) ->
                 )
             cfg = saved
     cfg = cfg.replace(**config) if config else cfg
-    model = _build(cfg)
+    model = _build(cfg, weights_follow=weights is not None)
     if weights is not None:
         load_weights(model, weights)
     return model
@@ -390,6 +409,6 @@ def load_model(weights: str | Path) -> QualityModel:
     directory = resolve_weights_dir(weights)
     if not (directory / CONFIG_FILE).exists():
         raise WeightsError(f"{directory}: no {CONFIG_FILE} (needed to know the model family)")
-    model = _build(read_config(directory / CONFIG_FILE))
+    model = _build(read_config(directory / CONFIG_FILE), weights_follow=True)
     load_weights(model, directory)
     return model

