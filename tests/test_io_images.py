@@ -468,7 +468,7 @@ def test_torchvision_jpeg_batch_decoder_matches_pillow_on_cpu() -> None:
 def test_gpu_batch_path_keeps_order_and_falls_back_per_file(tmp_path: Path) -> None:
     # The batched nvJPEG branch of load_images, run with torchvision's CPU decoder: the same code
     # orders the results, and when the batch call fails, decodes each file again to report its error.
-    from perceptiq.io.images import decode as mod
+    from perceptiq.io.images import load as mod
 
     good = [rng_u8((10 + i, 12, 3), seed=i) for i in range(3)]
     datas = [jpeg_bytes(Image.fromarray(a), quality=95) for a in good]

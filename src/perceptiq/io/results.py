@@ -51,8 +51,7 @@ class ResultWriter:
             )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.stream.open("a", encoding="utf-8"):
-                pass
+            self.stream.open("a", encoding="utf-8").close()  # fails now, not after scoring, if unwritable
         except OSError as err:
             raise DataFileError(self.path, f"cannot write the output: {err.strerror or err}") from None
 

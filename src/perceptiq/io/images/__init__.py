@@ -1,12 +1,13 @@
 """Images on disk: decode files into float tensors, find them in folders, write them.
 
 * :mod:`~perceptiq.io.images.decode`: reading files safely (regular files only, size and pixel caps),
-  mode conversions, EXIF orientation, 16-bit PNG/TIFF, batched nvJPEG on CUDA, threaded loading.
+  mode conversions, EXIF orientation, 16-bit PNG/TIFF, batched nvJPEG on CUDA.
+* :mod:`~perceptiq.io.images.load`: many files decoded in worker threads, in order, errors as items.
 * :mod:`~perceptiq.io.images.discover`: image files in folders by suffix (:data:`IMAGE_EXTENSIONS`),
   references paired with images (a folder or a manifest).
 * :mod:`~perceptiq.io.images.write`: :func:`save_image` (8-bit through Pillow, 16-bit PNG).
 
-The public names of the three modules are importable from here.
+The public names of the four modules are importable from here.
 """
 
 from perceptiq.io.images.decode import (
@@ -15,15 +16,14 @@ from perceptiq.io.images.decode import (
     ImageDecodeError,
     ImageInfo,
     ImageTooLargeError,
-    LoadedImage,
     apply_exif_orientation,
     choose_decoder,
     decode_image,
-    load_images,
     probe_image,
     read_image,
 )
 from perceptiq.io.images.discover import IMAGE_EXTENSIONS, find_images, pair_references, scan_images
+from perceptiq.io.images.load import LoadedImage, load_images
 from perceptiq.io.images.write import save_image
 
 __all__ = [
