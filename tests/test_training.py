@@ -30,6 +30,7 @@ from scipy.stats import norm
 from perceptiq.errors import DataFileError, InputError
 from perceptiq.models import create_model, load_model
 from perceptiq.training import checkpoint as ckpt
+from perceptiq.training.components import build_model, lr_at
 from perceptiq.training.config import (
     ConfigError,
     TrainConfig,
@@ -48,7 +49,7 @@ from perceptiq.training.data import (
     shuffled_batches,
     single_dataset_batches,
 )
-from perceptiq.training.loop import build_model, lr_at, train
+from perceptiq.training.loop import train
 from perceptiq.training.objective import build_objective
 
 FACE_TINY = {"backbone": "mobilenetv3_small_050", "head_hidden": 8, "dropout": 0.0, "input_size": 32}
