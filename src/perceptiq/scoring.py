@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 
 from perceptiq.errors import DataFileError, InputError, PerceptiqError
+from perceptiq.functional._checks import usable_device
 from perceptiq.functional.patches import InputPolicy, apply_policy
 from perceptiq.io.images import DEFAULT_MAX_BYTES, LoadedImage, load_images, read_image
 from perceptiq.io.results import COLUMNS, ResultWriter, image_key
@@ -281,13 +282,7 @@ def _record(summary: ScoreSummary, writer: ResultWriter | None, rows: list[dict[
 
 def check_device(device: str) -> str:
     """``device`` if usable here, else a clear error (no silent CPU fallback)."""
-    try:
-        dev = torch.device(device)
-    except RuntimeError as err:
-        raise InputError(f"unknown device {device!r}: {err}") from err
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {device!r} requested but CUDA is not available on this machine")
-    return str(dev)
+    return str(usable_device(device))
 
 
 def metric_scorer(

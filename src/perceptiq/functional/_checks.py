@@ -6,7 +6,7 @@ import torch
 
 from perceptiq.errors import InputError
 
-__all__ = ["as_batch"]
+__all__ = ["as_batch", "usable_device"]
 
 
 def as_batch(x: torch.Tensor, what: str, *, floating: bool = False, unit_range: bool = False) -> torch.Tensor:
@@ -41,3 +41,21 @@ def as_batch(x: torch.Tensor, what: str, *, floating: bool = False, unit_range: 
         if not (low >= 0.0 and high <= 1.0):
             raise InputError(f"{what}: values must lie in [0, 1], got min {low:.4g} and max {high:.4g}")
     return x if x.ndim == 4 else x.unsqueeze(0)
+
+
+def usable_device(device: object) -> torch.device:
+    """``device`` as a :class:`torch.device` if this machine has it, else a one-line error.
+
+    No silent fallback: a CUDA device asked for on a machine without CUDA is refused.
+
+    Example:
+        >>> usable_device("cpu")
+        device(type='cpu')
+    """
+    try:
+        dev = torch.device(device)  # type: ignore[arg-type]
+    except (RuntimeError, TypeError):
+        raise InputError(f"{device!r} is not a device (cpu, cuda, cuda:1, ...)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} requested but CUDA is not available on this machine")
+    return dev

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from perceptiq.errors import InputError
+from perceptiq.functional._checks import usable_device
 
 __all__ = [
     "DistInfo",
@@ -52,13 +52,8 @@ class DistInfo:
 def _pick_device(name: str, local_rank: int) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise InputError(f"device: {name!r} is not a device (auto, cpu, cuda, cuda:1, ...)") from None
+    device = usable_device(name)
     if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError(f"device {name!r} asked for, but CUDA is not available")
         if device.index is None:
             device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)

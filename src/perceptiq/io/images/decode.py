@@ -66,6 +66,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from perceptiq.errors import DataFileError, InputError, PerceptiqWarning
+from perceptiq.functional._checks import usable_device
 from perceptiq.functional._color import LUMA_BT601
 
 __all__ = [
@@ -198,12 +199,7 @@ def _options(
         raise InputError(f"max_bytes must be a positive integer or None, got {max_bytes!r}")
     if dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
         raise InputError(f"dtype must be a floating-point torch dtype, got {dtype}")
-    try:
-        dev = torch.device(device)  # type: ignore[arg-type]
-    except (RuntimeError, TypeError) as err:
-        raise InputError(f"invalid device {device!r}: {err}") from err
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {device!r} requested but CUDA is not available")
+    dev = usable_device(device)
     return _Options(channels, alpha, max_pixels, dtype, dev, gpu_jpeg, max_bytes)  # type: ignore[arg-type]
 
 
