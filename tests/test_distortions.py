@@ -108,6 +108,7 @@ def ladder(image: torch.Tensor, name: str, seed: int = 5) -> list[torch.Tensor]:
 def test_every_requested_family_has_a_five_level_ladder_in_its_direction():
     requested = {
         "gaussian_blur", "motion_blur", "defocus_blur", "gaussian_noise", "poisson_noise", "color_noise",
+        "luminance_noise",
         "jpeg", "jpeg2000", "contrast", "brightness", "saturation", "pixelate", "quantize",
         "downup_bicubic", "downup_bilinear", "downup_nearest", "downup_lanczos",
         "oversharpen", "ringing", "hallucinated_texture",
@@ -313,6 +314,17 @@ def test_color_noise_leaves_luma_alone_and_hits_chroma():
     assert cb.std() == pytest.approx(0.02, rel=0.03)
     with pytest.raises(InputError, match="needs RGB"):
         D.color_noise(grey[:, :1], 0.02, torch.Generator())
+
+
+def test_luminance_noise_leaves_chroma_alone_and_hits_luma():
+    grey = torch.full((1, 3, 128, 128), 0.5, dtype=torch.float64)
+    y = D.luminance_noise(grey, 0.02, torch.Generator().manual_seed(1)).numpy()[0]
+    luma = 0.299 * y[0] + 0.587 * y[1] + 0.114 * y[2]
+    cb = -0.168736 * y[0] - 0.331264 * y[1] + 0.5 * y[2]  # JFIF RGB -> Cb
+    cr = 0.5 * y[0] - 0.418688 * y[1] - 0.081312 * y[2]
+    np.testing.assert_allclose(cb, 0.0, atol=1e-5)
+    np.testing.assert_allclose(cr, 0.0, atol=1e-5)
+    assert luma.std() == pytest.approx(0.02, rel=0.03)
 
 
 def test_photometric_shifts_match_their_formulas():

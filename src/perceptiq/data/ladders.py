@@ -84,6 +84,7 @@ SEVERITIES: dict[str, tuple[float, ...]] = {
     "gaussian_noise": (0.01, 0.025, 0.05, 0.1, 0.2),
     "poisson_noise": (300, 100, 30, 10, 3),
     "color_noise": (0.01, 0.025, 0.05, 0.1, 0.2),
+    "luminance_noise": (0.01, 0.025, 0.05, 0.1, 0.2),
     "jpeg": (75, 40, 20, 10, 5),
     "jpeg2000": (16, 32, 64, 128, 256),
     "contrast": (0.85, 0.7, 0.55, 0.4, 0.25),

@@ -15,6 +15,7 @@ defocus_blur               blur          disk radius (px)                       
 gaussian_noise (r)         noise         sigma                                                 higher
 poisson_noise (r)          noise         expected photons at white                             lower
 color_noise (r)            noise         sigma of the Cb, Cr noise                             higher
+luminance_noise (r)        noise         sigma of the luma (Y) noise, same on R, G, B          higher
 jpeg                       compression   quality 1..100                                        lower
 jpeg2000                   compression   compression ratio (needs OpenJPEG in Pillow)          higher
 contrast                   photometric   contrast factor in [0, 1]                             lower
@@ -59,7 +60,7 @@ from perceptiq.data.distortions.compression import (
     jpeg2000_compression,
     jpeg_compression,
 )
-from perceptiq.data.distortions.noise import color_noise, gaussian_noise, poisson_noise
+from perceptiq.data.distortions.noise import color_noise, gaussian_noise, luminance_noise, poisson_noise
 from perceptiq.data.distortions.photometric import (
     brightness_change,
     contrast_change,
@@ -85,6 +86,7 @@ __all__ = [
     "gaussian_noise",
     "poisson_noise",
     "color_noise",
+    "luminance_noise",
     "jpeg_compression",
     "jpeg2000_compression",
     "contrast_change",
@@ -144,6 +146,7 @@ _SPECS = [
     Distortion("gaussian_noise", gaussian_noise, "sigma", "higher", random=True),
     Distortion("poisson_noise", poisson_noise, "peak", "lower", random=True),
     Distortion("color_noise", color_noise, "sigma", "higher", random=True),
+    Distortion("luminance_noise", luminance_noise, "sigma", "higher", random=True),
     Distortion("jpeg", jpeg_compression, "quality", "lower"),
     Distortion("jpeg2000", jpeg2000_compression, "ratio", "higher", available=jpeg2000_available),
     Distortion("contrast", contrast_change, "factor", "lower"),

@@ -70,3 +70,16 @@ def color_noise(image: torch.Tensor, sigma: float, generator: torch.Generator) -
     cb, cr = noise[:, 0:1], noise[:, 1:2]
     delta = torch.cat([cb * _CB_TO_RGB[k] + cr * _CR_TO_RGB[k] for k in range(3)], dim=1)
     return image + delta
+
+
+@image_op
+def luminance_noise(image: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.Tensor:
+    """White Gaussian noise of standard deviation ``sigma`` on the luma channel only: one noise field
+    added to R, G and B alike, so BT.601 (JFIF) Cb and Cr are untouched before clipping (grey grain,
+    as a camera's luminance noise; ``gaussian_noise`` draws each channel independently, i.e. colour
+    noise). Level: ``sigma`` >= 0 in [0, 1] units, larger = stronger. RGB or grey input.
+    """
+    sigma = check_level(sigma, "luminance_noise", "sigma", 0.0)
+    gen = require_generator(generator, "luminance_noise")
+    b, _, h, w = image.shape
+    return image + sigma * _standard_normal(torch.Size((b, 1, h, w)), image, gen)
