@@ -197,6 +197,7 @@ TINY: dict[str, Callable[[Any], dict[str, Any]]] = {
     "face_lite": _tiny_face,
     "ensemble": _tiny_ensemble,
     "nss_mlp": lambda cfg: {"short_side": 64, "n_members": 2, "hidden": 8},
+    "backbone_stats_mlp": lambda cfg: {"stages": ("blocks.0.0", "blocks.2.1"), "n_members": 2, "hidden": 8},
     "hybrid_vit_cnn": lambda cfg: HYBRID,
     "t2i_structure": lambda cfg: {**STRUCTURE, "prompt_dim": 12 if cfg.prompt_dim else 0},
     "ultra_fr": lambda cfg: ULTRA,

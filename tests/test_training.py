@@ -55,6 +55,7 @@ from perceptiq.training.objective import build_objective
 FACE_TINY = {"backbone": "mobilenetv3_small_050", "head_hidden": 8, "dropout": 0.0, "input_size": 32}
 RECIPES = [
     "mse_plcc", "l1rank", "face_distill", "clip_prompt_qaveteran", "rectifier_calibration", "default_nr",
+    "default_nr_v2",
 ]  # fmt: skip
 CLI_CODE = "from perceptiq.cli._app import app; import perceptiq.cli.train; app()"
 
@@ -705,6 +706,12 @@ def _recipe_overrides(name: str, tmp_path: Path) -> tuple[list[str], int]:
         manifest = make_manifest(tmp_path / "data", shape=(64, 72))
         sets += [f"data.train={manifest}", "data.train_split=train", "data.batch_size=4",
                  f"data.descriptor_cache={tmp_path / 'descriptors'}"]  # fmt: skip
+    elif name == "default_nr_v2":  # the frozen ImageNet backbone, two of its blocks pooled, a small head
+        manifest = make_manifest(tmp_path / "data", shape=(64, 72))
+        options = {"stages": ["blocks.0.0", "blocks.2.1"], "hidden": 8}
+        sets += [f"data.train={manifest}", "data.train_split=train", "data.batch_size=4",
+                 f"model.options={json.dumps(options)}",
+                 f"data.descriptor_cache={tmp_path / 'descriptors'}"]  # fmt: skip
     return sets, 2
 
 
@@ -745,7 +752,7 @@ def test_every_recipe_trains_a_tiny_model(name, tmp_path):
         assert (out / "swa" / "model.safetensors").exists()
     if name == "rectifier_calibration":
         assert {"group_mean_fidelity", "fidelity"} <= set(rows[0])
-    if name == "default_nr":  # trained on cached descriptors, standardised with the training rows
+    if name.startswith("default_nr"):  # trained on cached descriptors, standardised with the training rows
         frame = pd.read_csv(cfg.data.train)
         train_mos = frame.loc[frame["split"] == "train", "mos"]
         assert float(trained.target_mean) == pytest.approx(train_mos.mean(), rel=1e-3)

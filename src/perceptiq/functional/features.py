@@ -18,18 +18,26 @@ from perceptiq.errors import InputError
 __all__ = ["pooled_statistics", "multiscale_features"]
 
 
-def pooled_statistics(feature_map: torch.Tensor) -> torch.Tensor:
+def pooled_statistics(feature_map: torch.Tensor, log_std_offset: float | None = None) -> torch.Tensor:
     """(B, C, H, W) -> (B, 2C): per channel the mean over H x W, then the population standard deviation
-    (divisor H W; 0 for a 1 x 1 map)."""
+    (divisor H W; 0 for a 1 x 1 map), or ``log(std + log_std_offset)`` when an offset is given (the
+    deviations of feature maps are heavy-tailed; their logarithm suits linear models and MLPs better)."""
     if feature_map.ndim != 4:
         raise InputError(
             f"pooled_statistics expects a feature map (B, C, H, W), got {tuple(feature_map.shape)}"
         )
     flat = feature_map.flatten(2)
-    return torch.cat([flat.mean(dim=2), flat.std(dim=2, correction=0)], dim=1)
+    std = flat.std(dim=2, correction=0)
+    if log_std_offset is not None:
+        if log_std_offset <= 0:
+            raise InputError(f"log_std_offset must be positive, got {log_std_offset}")
+        std = torch.log(std + log_std_offset)
+    return torch.cat([flat.mean(dim=2), std], dim=1)
 
 
-def multiscale_features(module: nn.Module, images: torch.Tensor, stages: Sequence[str]) -> torch.Tensor:
+def multiscale_features(
+    module: nn.Module, images: torch.Tensor, stages: Sequence[str], log_std_offset: float | None = None
+) -> torch.Tensor:
     """Pooled statistics of the outputs of ``module``'s submodules ``stages`` for one forward pass.
 
     Args:
@@ -37,6 +45,7 @@ def multiscale_features(module: nn.Module, images: torch.Tensor, stages: Sequenc
         images: its input batch (B, C, H, W).
         stages: dotted names of submodules (``module.get_submodule``), e.g. ``["blocks.1", "blocks.4"]``;
             each must return a (B, C, H, W) tensor.
+        log_std_offset: see :func:`pooled_statistics`.
 
     Returns:
         (B, sum over stages of 2 C): :func:`pooled_statistics` of each stage's output, in the order given.
@@ -64,4 +73,4 @@ def multiscale_features(module: nn.Module, images: torch.Tensor, stages: Sequenc
             raise InputError(
                 f"stage {name!r} of {type(module).__name__} did not return a feature map (B, C, H, W)"
             )
-    return torch.cat([pooled_statistics(outputs[name]) for name in stages], dim=1)
+    return torch.cat([pooled_statistics(outputs[name], log_std_offset) for name in stages], dim=1)

@@ -40,6 +40,7 @@ __all__ = [
     "grid_starts",
     "grid_boxes",
     "random_boxes",
+    "spread_boxes",
     "budget_scale",
     "budget_size",
     "resize_to_budget",
@@ -129,6 +130,22 @@ def grid_boxes(
     rows = grid_starts(height, th, sh, border)
     cols = grid_starts(width, tw, sw, border)
     return [Box(t, left, min(th, height - t), min(tw, width - left)) for t in rows for left in cols]
+
+
+def spread_boxes(height: int, width: int, size: int, per_side: int) -> list[Box]:
+    """``per_side`` x ``per_side`` crops of ``size`` x ``size`` (clipped to the image) spread evenly from
+    corner to corner, row by row: starts ``round(i (L - size) / (per_side - 1))``; overlapping on small
+    images, apart on large ones. A side not above ``size`` gives one start, 0."""
+    if size < 1 or per_side < 1:
+        raise InputError(f"need size >= 1 and per_side >= 1; got {size}, {per_side}")
+    th, tw = min(size, height), min(size, width)
+
+    def starts(length: int, tile: int) -> list[int]:
+        if length <= tile or per_side == 1:
+            return [(length - tile) // 2] if per_side == 1 else [0]
+        return sorted({round(i * (length - tile) / (per_side - 1)) for i in range(per_side)})
+
+    return [Box(t, left, th, tw) for t in starts(height, th) for left in starts(width, tw)]
 
 
 def random_boxes(

@@ -3,7 +3,9 @@
 Families (each registers its variants on import; backbones from timm, transformers and open_clip
 are imported only when a model needs them):
 
-* ``nss_mlp``: natural-scene statistics + MLP ensemble; ``perceptiq_nr`` is the default NR model.
+* ``backbone_stats_mlp``: pooled statistics of a frozen ImageNet network + MLP ensemble; ``perceptiq_nr_v2``
+  is the default NR model.
+* ``nss_mlp``: natural-scene statistics + MLP ensemble; ``perceptiq_nr`` is the first default NR model (v1).
 * ``face_lite``: timm backbones + regression head under the face challenge budget (Ma et al., VQualA 2025
   FIQA report).
 * ``clip_prompt``: CLIP/SigLIP/SigLIP2 five-level prompt models, LIQE/QA-Veteran (Li et al., ISRG-Q report,
@@ -20,6 +22,7 @@ Also here, not registered as models: :mod:`perceptiq.models.mad_features`, the `
 of the MAD competition (:func:`perceptiq.ranking.mad.select_mad_pairs`).
 """
 
+from perceptiq.models import backbone_stats as backbone_stats
 from perceptiq.models import clip_prompt as clip_prompt
 from perceptiq.models import ensemble as ensemble
 from perceptiq.models import face_lite as face_lite
@@ -45,6 +48,7 @@ __all__ = [
     "ModelConfig",
     "QualityModel",
     "WeightsError",
+    "backbone_stats",
     "clip_prompt",
     "create_model",
     "ensemble",

@@ -21,7 +21,7 @@ import contextlib
 import contextvars
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -56,7 +56,7 @@ __all__ = [
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
-DEFAULT_MODEL = "perceptiq_nr"
+DEFAULT_MODEL = "perceptiq_nr_v2"
 """The model ``perceptiq score`` uses when neither a metric nor a model is named."""
 _WEIGHTS_ROOT = Path(__file__).resolve().parent / "weights"
 
@@ -270,13 +270,22 @@ def initial_weights_wanted() -> bool:
     return _INITIAL_WEIGHTS.get()
 
 
-def _build(config: ModelConfig, *, weights_follow: bool = False) -> QualityModel:
-    cls = FAMILIES.create(config.family)
-    token = _INITIAL_WEIGHTS.set(not weights_follow)
+@contextlib.contextmanager
+def weights_follow_context() -> Iterator[None]:
+    """Build models inside this block without their initial files: every weight is filled afterwards."""
+    token = _INITIAL_WEIGHTS.set(False)
     try:
-        return cls(config)
+        yield
     finally:
         _INITIAL_WEIGHTS.reset(token)
+
+
+def _build(config: ModelConfig, *, weights_follow: bool = False) -> QualityModel:
+    cls = FAMILIES.create(config.family)
+    if not weights_follow:
+        return cls(config)
+    with weights_follow_context():
+        return cls(config)
 
 
 def create_model(name: str, weights: str | Path | None = None, **config: Any) -> QualityModel:

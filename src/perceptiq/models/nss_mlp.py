@@ -23,17 +23,16 @@ views at test time (each extra view costs one more descriptor).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from perceptiq.errors import InputError
 from perceptiq.functional.nr.quality_features import DESCRIPTOR_VERSION, FEATURE_DIM, quality_features
 from perceptiq.functional.patches import IMAGE_VIEWS, InputPolicy, image_view
-from perceptiq.models._base import ModelConfig, QualityModel, register_family, register_model
+from perceptiq.models._base import ModelConfig, register_family, register_model
+from perceptiq.models._descriptor_head import DescriptorEnsembleModel
 
 __all__ = ["NSSMLPConfig", "NSSMLPModel", "resize_short_side"]
 
@@ -75,7 +74,7 @@ def resize_short_side(images: torch.Tensor, short_side: int) -> torch.Tensor:
 
 
 @register_family("nss_mlp")
-class NSSMLPModel(QualityModel):
+class NSSMLPModel(DescriptorEnsembleModel):
     """Descriptor -> standardisation (buffers) -> mean of member MLPs -> MOS scale (buffers)."""
 
     config_class = NSSMLPConfig
@@ -86,24 +85,7 @@ class NSSMLPModel(QualityModel):
         if unknown or not config.test_views:
             choices = ", ".join(IMAGE_VIEWS)
             raise InputError(f"test_views must name views among {choices}, got {config.test_views}")
-        self.members = nn.ModuleList(
-            nn.Sequential(
-                nn.Dropout(config.dropout / 2),
-                nn.Linear(FEATURE_DIM, config.hidden),
-                nn.GELU(),
-                nn.Dropout(config.dropout),
-                nn.Linear(config.hidden, 1),
-            )
-            for _ in range(config.n_members)
-        )
-        self.register_buffer("feature_mean", torch.zeros(FEATURE_DIM))
-        self.register_buffer("feature_std", torch.ones(FEATURE_DIM))
-        self.register_buffer("target_mean", torch.zeros(()))
-        self.register_buffer("target_std", torch.ones(()))
-
-    @property
-    def score_range(self) -> tuple[float, float]:  # type: ignore[override]
-        return tuple(self.config.mos_range)
+        self._build_head(FEATURE_DIM)
 
     def features(self, images: torch.Tensor, view: str = "full") -> torch.Tensor:
         """The fixed descriptor (B, FEATURE_DIM) of one view of images (B, 3, H, W) in [0, 1].
@@ -122,58 +104,9 @@ class NSSMLPModel(QualityModel):
         """Name of a view with its parameters (part of the key of cached view descriptors)."""
         return f"{view}-{self.config.crop_fraction:g}" if view.startswith("crop") else view
 
-    def fit_standardisation(self, features: torch.Tensor, targets: torch.Tensor) -> None:
-        """Store the training set's feature and target statistics (the trainer calls this before training)."""
-        self.feature_mean.copy_(features.mean(0))
-        self.feature_std.copy_(features.std(0).clamp_min(1e-8))
-        self.target_mean.copy_(targets.mean())
-        self.target_std.copy_(targets.std().clamp_min(1e-8))
-
-    def head(self, features: torch.Tensor, member: int | None = None) -> torch.Tensor:
-        """Standardised predictions (B,) of one member, or the ensemble mean when ``member`` is None."""
-        z = ((features - self.feature_mean) / self.feature_std).to(self.members[0][1].weight.dtype)
-        if member is not None:
-            return self.members[member](z).squeeze(-1)
-        return torch.stack([m(z).squeeze(-1) for m in self.members]).mean(0)
-
-    @classmethod
-    def merge(cls, models: list[NSSMLPModel]) -> NSSMLPModel:
-        """One model whose members are those of ``models`` (runs from different seeds: a deep ensemble).
-
-        The models must share the descriptor standardisation (trained on the same images) and differ at
-        most in ``n_members``.
-        """
-        first, stats = models[0], ("feature_mean", "feature_std", "target_mean", "target_std")
-        for other in models[1:]:
-            same = dataclasses.replace(other.config, n_members=first.config.n_members) == first.config
-            if not same or not all(torch.equal(getattr(first, k), getattr(other, k)) for k in stats):
-                raise InputError("nss_mlp models to merge need the same config and training statistics")
-        merged = cls(dataclasses.replace(first.config, n_members=sum(m.config.n_members for m in models)))
-        members = [member for m in models for member in m.members]
-        merged.members.load_state_dict(nn.ModuleList(members).state_dict())
-        for key in stats:
-            getattr(merged, key).copy_(getattr(first, key))
-        return merged.to(first.feature_mean.device)
-
-    def forward(self, images: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
-        """Scores (B,) of images (B, 3, H, W), or of precomputed descriptors (B, FEATURE_DIM) or (B, V, D).
-
-        Images are scored as the mean head output over ``config.test_views``; descriptors of V views as
-        the mean over those views. In eval mode the scores are clipped to ``config.mos_range``
-        (training sees the unclipped values, so the loss keeps its gradient).
-        """
-        if images.ndim == 2:
-            standardised = self.head(images)
-        elif images.ndim == 3:
-            standardised = self.head(images.flatten(0, 1)).view(images.shape[:2]).mean(1)
-        else:
-            views = [self.head(self.features(images, view)) for view in self.config.test_views]
-            standardised = torch.stack(views).mean(0)
-        scores = standardised * self.target_std + self.target_mean
-        if self.training:
-            return scores
-        low, high = self.config.mos_range
-        return scores.clamp(low, high)
+    def standardised_scores(self, images: torch.Tensor) -> torch.Tensor:
+        """Mean head output over ``config.test_views`` (one descriptor per view)."""
+        return torch.stack([self.head(self.features(images, v)) for v in self.config.test_views]).mean(0)
 
 
 @register_model("nss_mlp")
