@@ -57,7 +57,7 @@ from perceptiq.functional.patches import IMAGE_VIEWS
 from perceptiq.io.images import read_image
 from perceptiq.metrics import create_metric
 from perceptiq.models import load_model, save_model
-from perceptiq.models.nss_mlp import NSSMLPModel
+from perceptiq.models._descriptor_head import DescriptorEnsembleModel
 from perceptiq.training.config import load_config
 from perceptiq.training.descriptors import cached_descriptors
 from perceptiq.training.loop import train
@@ -120,13 +120,13 @@ def write_split(manifest: pd.DataFrame, is_val: np.ndarray, path: Path) -> Path:
     return path
 
 
-def run_recipe(out: Path, overrides: list[str]) -> Path:
-    """``perceptiq train default_nr --out OUT --set ...`` (in process); a finished run is reused."""
+def run_recipe(out: Path, overrides: list[str], recipe: str = RECIPE) -> Path:
+    """``perceptiq train RECIPE --out OUT --set ...`` (in process); a finished run is reused."""
     if (out / "summary.json").exists():
         return out
     if out.exists():
         shutil.rmtree(out)  # an unfinished run: start it again (its few seconds are not worth a resume)
-    cfg = load_config(RECIPE, [*overrides, "log.progress=false"])
+    cfg = load_config(recipe, [*overrides, "log.progress=false"])
     train(dataclasses.replace(cfg, output_dir=str(out)))
     return out
 
@@ -169,20 +169,25 @@ def point_overrides(point: dict, train_file: Path, ladders: Path) -> list[str]:
     ]
 
 
-def train_ensemble(out: Path, overrides: list[str], seeds: range) -> NSSMLPModel:
-    """A deep ensemble: one single-member run of the recipe per seed, merged into one nss_mlp model."""
-    runs = [run_recipe(out / f"seed{seed}", [*overrides, "model.options.n_members=1", f"seed={seed}"])
+def train_ensemble(
+    out: Path, overrides: list[str], seeds: range, recipe: str = RECIPE
+) -> DescriptorEnsembleModel:
+    """A deep ensemble: one single-member run of the recipe per seed, merged into one model."""
+    runs = [run_recipe(out / f"seed{seed}", [*overrides, "model.options.n_members=1", f"seed={seed}"], recipe)
             for seed in seeds]  # fmt: skip
-    return NSSMLPModel.merge([load_model(run / "final") for run in runs]).eval()
+    models = [load_model(run / "final") for run in runs]
+    return type(models[0]).merge(models).eval()
 
 
-def predict(model: NSSMLPModel, paths: list[str], cache: str, views: list[str] | None = None) -> np.ndarray:
+def predict(
+    model: DescriptorEnsembleModel, paths: list[str], cache: str, views: list[str] | None = None
+) -> np.ndarray:
     """Scores from the cached descriptors (the mean over ``views`` if given, as ``test_views`` does)."""
     with torch.no_grad():
         return model(cached_descriptors(model, paths, cache, progress=False, views=views)).double().numpy()
 
 
-def ladder_accuracy(model: NSSMLPModel, samples: pd.DataFrame, cache: str) -> float:
+def ladder_accuracy(model: DescriptorEnsembleModel, samples: pd.DataFrame, cache: str) -> float:
     """Share of the ordered pairs of each (photo, distortion) ladder of ``perceptiq samples`` (reference,
     then severities 1-3) that the model orders correctly: a check on photos and distortion settings that
     no run trained on."""

@@ -18,7 +18,7 @@ from perceptiq.models import WeightsError, create_model, list_models, load_model
 from perceptiq.scoring import model_scorer
 
 runner = CliRunner()
-MODEL_CARD = Path(__file__).resolve().parents[1] / "src/perceptiq/models/weights/perceptiq_nr/MODEL_CARD.md"
+WEIGHTS = Path(__file__).resolve().parents[1] / "src/perceptiq/models/weights"
 TINY_FACE = {"backbone": "mobilenetv3_small_050", "head_hidden": 16, "input_policy": InputPolicy(mode="full")}
 
 
@@ -105,17 +105,18 @@ def test_models_command_lists_variants_weights_and_licence():
     assert result.exit_code == 0, result.output
     rows = {row["name"]: row for row in json.loads(result.output)}
     assert set(rows) == set(list_models())
-    default = rows["perceptiq_nr"]
-    assert default["shipped_weights"]
-    assert default["default"]
-    assert default["family"] == "nss_mlp"
-    assert default["licence"] == "Apache-2.0"
-    assert "Apache License 2.0" in MODEL_CARD.read_text(encoding="utf-8")  # the card states the same
+    default, v1 = rows["perceptiq_nr_v2"], rows["perceptiq_nr"]
+    assert default["shipped_weights"] and v1["shipped_weights"]
+    assert default["default"] and not v1["default"]
+    assert (default["family"], v1["family"]) == ("backbone_stats_mlp", "nss_mlp")
+    assert default["licence"] == v1["licence"] == "Apache-2.0"
+    for name in ("perceptiq_nr_v2", "perceptiq_nr"):  # the cards state the same
+        assert "Apache License 2.0" in (WEIGHTS / name / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert not rows["nss_mlp"]["shipped_weights"]
     assert rows["nss_mlp"]["licence"] is None
     assert rows["clip_prompt_vit_b32"]["family"] == "clip_prompt"
     table = runner.invoke(app, ["models"], env={"COLUMNS": "200"}).output
-    assert "perceptiq_nr (default)" in table
+    assert "perceptiq_nr_v2 (default)" in table
     assert "Apache-2.0" in table
     assert "shipped" in table
 

@@ -108,10 +108,11 @@ def score_command(
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
 ) -> None:
-    """Score images with a metric or a learned model (default: perceptiq_nr); broken images are reported.
+    """Score images with a metric or a learned model (default: perceptiq_nr_v2); broken images are reported.
 
     Without --metric or --model, images are scored by perceptiq's default no-reference model
-    (perceptiq_nr, trained on CLIVE; higher = better, 0-100). A broken image is reported in the
+    (perceptiq_nr_v2: ImageNet EfficientNet-Lite0 features trained on CLIVE; higher = better, 0-100;
+    --model perceptiq_nr is the first version). A broken image is reported in the
     output with its error and the run goes on; so is a file that is not a regular file (FIFO, device)
     or is over --max-bytes, and an image whose score is undefined (e.g. NIQE/BRISQUE of a flat
     image). Paths are written as absolute paths; folder entries with a suffix perceptiq does not
@@ -119,7 +120,7 @@ def score_command(
 
     Exit code 0 when every image was scored, 1 when any failed (see the error column).
 
-    A model without trained weights (none ship with perceptiq, see `perceptiq models`, and no
+    A model without trained weights (neither shipped, see `perceptiq models`, nor given by
     --weights) is refused unless --allow-random-weights is given.
 
     Example: perceptiq score samples/distorted --ref samples/manifest.csv --metric ssim --out scores.csv
