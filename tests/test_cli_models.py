@@ -106,8 +106,10 @@ def test_models_command_lists_variants_weights_and_licence():
     rows = {row["name"]: row for row in json.loads(result.output)}
     assert set(rows) == set(list_models())
     default, v1 = rows["perceptiq_nr_v2"], rows["perceptiq_nr"]
-    assert default["shipped_weights"] and v1["shipped_weights"]
-    assert default["default"] and not v1["default"]
+    assert default["shipped_weights"]
+    assert v1["shipped_weights"]
+    assert default["default"]
+    assert not v1["default"]
     assert (default["family"], v1["family"]) == ("backbone_stats_mlp", "nss_mlp")
     assert default["licence"] == v1["licence"] == "Apache-2.0"
     for name in ("perceptiq_nr_v2", "perceptiq_nr"):  # the cards state the same
