@@ -169,6 +169,8 @@ def test_no_checkpoint_and_missing_hub_id_are_refused(checkpoint):
     with pytest.raises(WeightsError, match="no-such-user/no-such-vlm") as err:
         create_model("vlm_levels", checkpoint="no-such-user/no-such-vlm")
     assert "\n" not in str(err.value)
+    with pytest.raises(WeightsError, match="not a chat VLM folder"):
+        create_model("vlm_levels", checkpoint=str(checkpoint / "no-such-folder"))
 
 
 def test_cli_scores_a_folder(checkpoint, images, tmp_path):

@@ -33,6 +33,7 @@ resizes it as the checkpoint's image processor says (Qwen2-VL: ``min_pixels`` / 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -124,6 +125,9 @@ def _load(checkpoint: str, *, pretrained: bool) -> tuple[Any, Any]:
             model = AutoModelForImageTextToText.from_config(config, dtype=torch.float32)
     except (OSError, ValueError, KeyError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if checkpoint.startswith((".", "/", "~")) or Path(checkpoint).exists():
+            problem = f"not a chat VLM folder written by save_pretrained ({first})"
+            raise WeightsError(f"{checkpoint}: {problem}") from None
         raise WeightsError(
             f"{checkpoint}: cannot load a chat VLM from this folder or the local hub cache (offline; fetch "
             f"it on a connected machine (`huggingface-cli download {checkpoint}`) or pass a folder): {first}"
