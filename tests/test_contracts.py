@@ -31,6 +31,7 @@ from perceptiq.models import DEFAULT_MODEL, MODELS, create_model, load_model, sa
 from perceptiq.models._base import packaged_weights_dir
 from perceptiq.models.pretrained import get_pretrained_backbone
 from tiny_models import HYBRID, STRUCTURE, ULTRA
+from tiny_vlm import shared_tiny_vlm
 
 BLUR_SIGMAS = (0.6, 1.2, 2.4)  # pixels; a ladder from barely to clearly blurred
 
@@ -201,6 +202,7 @@ TINY: dict[str, Callable[[Any], dict[str, Any]]] = {
     "hybrid_vit_cnn": lambda cfg: HYBRID,
     "t2i_structure": lambda cfg: {**STRUCTURE, "prompt_dim": 12 if cfg.prompt_dim else 0},
     "ultra_fr": lambda cfg: ULTRA,
+    "vlm_levels": lambda cfg: {"checkpoint": str(shared_tiny_vlm())},  # a tiny chat VLM in a temp folder
 }
 MODEL_SIZE = 64
 

@@ -16,6 +16,8 @@ are imported only when a model needs them):
 * ``t2i_structure``: score + distortion heatmap heads (Han et al., NTIRE 2025 T2I QA report, 5.2).
 * ``hybrid_vit_cnn``: the MICV super-resolution model (Li et al., ISRG-Q report, 2025, 4.1).
 * ``ultra_fr``: UltraR-IQA full-reference region model (Li et al., ISRG-Q report, 2025, 4.4).
+* ``vlm_levels``: level-token scores of a transformers chat VLM (Q-Align, DeQA-Score), alignment and
+  yes/no element presence; needs a checkpoint.
 * ``ensemble``: weighted combination of registered models.
 
 Also here, not registered as models: :mod:`perceptiq.models.mad_features`, the ``D2`` feature extractors
@@ -32,6 +34,7 @@ from perceptiq.models import rank_rectifier as rank_rectifier
 from perceptiq.models import t2i_alignment as t2i_alignment
 from perceptiq.models import t2i_structure as t2i_structure
 from perceptiq.models import ultra_fr as ultra_fr
+from perceptiq.models import vlm_levels as vlm_levels
 from perceptiq.models._base import DEFAULT_MODEL as DEFAULT_MODEL
 from perceptiq.models._base import MODELS as MODELS
 from perceptiq.models._base import ModelConfig as ModelConfig
