@@ -138,6 +138,11 @@ class QualityModel(torch.nn.Module, metaclass=abc.ABCMeta):
     def forward(self, images: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 3, h, w) in [0, 1] -> (B,) scores."""
 
+    def input_placement(self) -> tuple[torch.device, torch.dtype] | None:
+        """Device and dtype :meth:`score` moves images to: those of the first parameter (None: none)."""
+        param = next(self.parameters(), None)
+        return None if param is None else (param.device, param.dtype)
+
     @torch.no_grad()
     def score(
         self,
@@ -155,10 +160,10 @@ class QualityModel(torch.nn.Module, metaclass=abc.ABCMeta):
         was_training = self.training
         self.eval()
         try:
-            param = next(self.parameters(), None)
-            if param is not None:
-                images = images.to(param.device, param.dtype)
-                reference = None if reference is None else reference.to(param.device, param.dtype)
+            placement = self.input_placement()
+            if placement is not None:
+                images = images.to(*placement)
+                reference = None if reference is None else reference.to(*placement)
             fn: Callable[..., torch.Tensor] = self.forward
             chosen = self.input_policy if policy is None else policy
             return apply_policy(fn, images, chosen, reference=reference, max_batch=max_batch)

@@ -40,7 +40,6 @@ import torch
 
 from perceptiq.errors import InputError
 from perceptiq.functional.levels import LEVEL_NAMES, LEVEL_WEIGHTS, level_probs_from_logits, level_score
-from perceptiq.functional.patches import InputPolicy, apply_policy
 from perceptiq.models._base import (
     ModelConfig,
     QualityModel,
@@ -195,24 +194,9 @@ class VLMLevelsModel(QualityModel):
             self.vlm.to(want)
         return param.device
 
-    @torch.no_grad()
-    def score(
-        self,
-        images: torch.Tensor,
-        reference: torch.Tensor | None = None,
-        *,
-        max_batch: int = 16,
-        policy: InputPolicy | None = None,
-    ) -> torch.Tensor:
-        """As :meth:`QualityModel.score`, but the images stay float32 (only the VLM runs in ``dtype``)."""
-        was_training = self.training
-        self.eval()
-        try:
-            images = images.to(self._set_precision(), torch.float32)
-            chosen = self.input_policy if policy is None else policy
-            return apply_policy(self.forward, images, chosen, max_batch=max_batch).float()
-        finally:
-            self.train(was_training)
+    def input_placement(self) -> tuple[torch.device, torch.dtype]:
+        """Images stay float32 on the VLM's device: only the VLM runs in ``dtype`` (cast here, on a GPU)."""
+        return self._set_precision(), torch.float32
 
     def _answer_logits(self, images: torch.Tensor, texts: list[str], token_ids: list[int]) -> torch.Tensor:
         """Logits (B, len(token_ids)) of the answer tokens after each (image, text), float32."""
