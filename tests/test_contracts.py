@@ -6,7 +6,8 @@ float32 and float64 and move the declared way (``lower_is_better``) along a Gaus
 natural photograph (scipy's ``gaussian_filter`` makes the ladder, independently of perceptiq); the
 shipped default model moves the same way; models survive save/load; a bogus option is one line naming
 it. Model variants without shipped weights are random: they are built from each family's tiny test
-configuration (below) and held to shape, finiteness, batch consistency and the round trip only.
+configuration (below) and held to shape, finiteness (except ``NAN_ALLOWED``, with its reason), batch
+consistency and the round trip only.
 Protocols: the main score is finite, does not depend on the order of the items, and lies in its own
 bootstrap interval.
 """
@@ -203,8 +204,14 @@ TINY: dict[str, Callable[[Any], dict[str, Any]]] = {
     "t2i_structure": lambda cfg: {**STRUCTURE, "prompt_dim": 12 if cfg.prompt_dim else 0},
     "ultra_fr": lambda cfg: ULTRA,
     "vlm_levels": lambda cfg: {"checkpoint": str(shared_tiny_vlm())},  # a tiny chat VLM in a temp folder
+    "vlm_reasoning": lambda cfg: {"checkpoint": str(shared_tiny_vlm()), "samples": 2, "max_new_tokens": 4},
 }
 MODEL_SIZE = 64
+# Families whose random tiny model may score NaN, with the reason; they keep every other contract.
+NAN_ALLOWED = {
+    "vlm_reasoning": "a random tiny VLM writes no number (its vocabulary has no digits), so it scores NaN: "
+    "the family never substitutes a random score",
+}
 
 
 def _shipped(name: str) -> bool:
@@ -236,13 +243,14 @@ def test_model_scores_are_finite_batch_consistent_and_survive_save_load(name, mo
     model = _build(name)
     scores = _model_scores(model, x, ref)
     assert scores.shape == (len(x),)
-    assert torch.isfinite(scores).all()
+    if model.config.family not in NAN_ALLOWED:
+        assert torch.isfinite(scores).all()
     single = _one_by_one(lambda one: _model_scores(model, one, ref), x)
-    torch.testing.assert_close(single, scores, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(single, scores, rtol=1e-4, atol=1e-5, equal_nan=True)
     loaded = load_model(save_model(model, tmp_path / name))
     assert type(loaded) is type(model)
     assert loaded.config == model.config
-    torch.testing.assert_close(_model_scores(loaded, x, ref), scores, rtol=0, atol=0)
+    torch.testing.assert_close(_model_scores(loaded, x, ref), scores, rtol=0, atol=0, equal_nan=True)
 
 
 @pytest.mark.parametrize("name", [n for n in perceptiq.models.list_models() if _shipped(n)])

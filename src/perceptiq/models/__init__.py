@@ -18,6 +18,8 @@ are imported only when a model needs them):
 * ``ultra_fr``: UltraR-IQA full-reference region model (Li et al., ISRG-Q report, 2025, 4.4).
 * ``vlm_levels``: level-token scores of a transformers chat VLM (Q-Align, DeQA-Score), alignment and
   yes/no element presence; needs a checkpoint.
+* ``vlm_reasoning``: K sampled reason-then-score answers of a transformers chat VLM (VisualQuality-R1), their
+  mean, spread and rationales; needs a checkpoint.
 * ``ensemble``: weighted combination of registered models.
 
 Also here, not registered as models: :mod:`perceptiq.models.mad_features`, the ``D2`` feature extractors
@@ -35,6 +37,7 @@ from perceptiq.models import t2i_alignment as t2i_alignment
 from perceptiq.models import t2i_structure as t2i_structure
 from perceptiq.models import ultra_fr as ultra_fr
 from perceptiq.models import vlm_levels as vlm_levels
+from perceptiq.models import vlm_reasoning as vlm_reasoning
 from perceptiq.models._base import DEFAULT_MODEL as DEFAULT_MODEL
 from perceptiq.models._base import MODELS as MODELS
 from perceptiq.models._base import ModelConfig as ModelConfig

@@ -107,12 +107,12 @@ class VLMLevelsResult:
     element_labels: list[torch.Tensor]
 
 
-def _load(checkpoint: str, *, pretrained: bool) -> tuple[Any, Any]:
+def _load(checkpoint: str, *, pretrained: bool, family: str = "vlm_levels") -> tuple[Any, Any]:
     """The processor and the model of ``checkpoint`` (local files only); one-line errors."""
     try:
         from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
     except ImportError as err:
-        raise InputError("vlm_levels needs `pip install transformers`") from err
+        raise InputError(f"{family} needs `pip install transformers`") from err
     try:
         processor = AutoProcessor.from_pretrained(checkpoint, local_files_only=True)
         if pretrained:
@@ -132,6 +132,39 @@ def _load(checkpoint: str, *, pretrained: bool) -> tuple[Any, Any]:
             f"it on a connected machine (`huggingface-cli download {checkpoint}`) or pass a folder): {first}"
         ) from None
     return processor, model
+
+
+def chat_text(processor: Any, question: str, prefix: str = "") -> str:
+    """The chat text of one user turn (an image, then ``question``), the generation prompt, ``prefix``."""
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+    return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False) + prefix
+
+
+def set_precision(vlm: Any, dtype: str) -> torch.device:
+    """Cast ``vlm`` to ``dtype`` on a GPU, float32 elsewhere; returns its device."""
+    param = next(vlm.parameters())
+    want = _DTYPES[dtype] if param.device.type == "cuda" else torch.float32
+    if param.dtype != want:
+        vlm.to(want)
+    return param.device
+
+
+def processor_inputs(processor: Any, vlm: Any, images: torch.Tensor, texts: list[str]) -> dict[str, Any]:
+    """The model inputs of (image, text) pairs, left-padded (every row ends at its last prompt token), on the
+    VLM's device and (floating tensors) dtype; images are float RGB in [0, 1] (no 1/255 rescale)."""
+    param = next(vlm.parameters())
+    tokenizer = processor.tokenizer
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    try:
+        pics = [img.detach().float().clamp(0, 1).cpu() for img in images]
+        inputs = processor(text=texts, images=pics, do_rescale=False, return_tensors="pt", padding=True)
+    finally:
+        tokenizer.padding_side = side
+    return {
+        k: v.to(param.device, param.dtype) if v.is_floating_point() else v.to(param.device)
+        for k, v in inputs.items()
+    }
 
 
 @register_family("vlm_levels")
@@ -182,40 +215,16 @@ class VLMLevelsModel(QualityModel):
         return ids
 
     def _text(self, question: str, prefix: str) -> str:
-        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
-        chat = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        return chat + prefix
-
-    def _set_precision(self) -> torch.device:
-        """Cast the VLM to ``dtype`` on a GPU, float32 elsewhere; returns its device."""
-        param = next(self.vlm.parameters())
-        want = _DTYPES[self.config.dtype] if param.device.type == "cuda" else torch.float32
-        if param.dtype != want:
-            self.vlm.to(want)
-        return param.device
+        return chat_text(self.processor, question, prefix)
 
     def input_placement(self) -> tuple[torch.device, torch.dtype]:
         """Images stay float32 on the VLM's device: only the VLM runs in ``dtype`` (cast here, on a GPU)."""
-        return self._set_precision(), torch.float32
+        return set_precision(self.vlm, self.config.dtype), torch.float32
 
     def _answer_logits(self, images: torch.Tensor, texts: list[str], token_ids: list[int]) -> torch.Tensor:
         """Logits (B, len(token_ids)) of the answer tokens after each (image, text), float32."""
-        self._set_precision()
-        param = next(self.vlm.parameters())
-        tokenizer = self.tokenizer
-        side = tokenizer.padding_side
-        tokenizer.padding_side = "left"  # the answer position is the last one of every row
-        try:
-            pics = [img.detach().float().clamp(0, 1).cpu() for img in images]
-            inputs = self.processor(
-                text=texts, images=pics, do_rescale=False, return_tensors="pt", padding=True
-            )
-        finally:
-            tokenizer.padding_side = side
-        inputs = {
-            k: v.to(param.device, param.dtype) if v.is_floating_point() else v.to(param.device)
-            for k, v in inputs.items()
-        }
+        set_precision(self.vlm, self.config.dtype)
+        inputs = processor_inputs(self.processor, self.vlm, images, texts)
         logits = self.vlm(**inputs).logits[:, -1, :]
         return logits[:, torch.tensor(token_ids, device=logits.device)].float()
 
