@@ -136,3 +136,128 @@ def test_one_line_errors(checkpoint):
     assert "\n" not in str(err.value)
     with pytest.raises(InputError, match="samples must be 1"):
         create_model("vlm_reasoning", checkpoint=str(checkpoint), temperature=0.0, samples=2)
+
+
+# --- perceptiq score --explain: the explanation columns, written in the scoring pass --------------------
+
+EXPLAIN_COLUMNS = ["samples", "score_std", "malformed", "rationale"]
+
+
+def _folder(root: Path, names: list[str]) -> Path:
+    """Tiny images: ``dark*`` near black, any other name near white (the crafted answers key on it)."""
+    from PIL import Image
+
+    root.mkdir(exist_ok=True)
+    for name in names:
+        value = 20 if name.startswith("dark") else 230
+        Image.new("RGB", (SIZE, SIZE), (value, value, value)).save(root / name)
+    return root
+
+
+@pytest.fixture
+def crafted_cli(monkeypatch):
+    """Every model's answers crafted: CRAFTED[0] for a dark image, CRAFTED[2] for a bright one."""
+    from perceptiq.models.vlm_reasoning import VLMReasoningModel
+
+    monkeypatch.setattr(
+        VLMReasoningModel, "generate", lambda self, image: CRAFTED[0] if image.mean() < 0.5 else CRAFTED[2]
+    )
+
+
+def _explain_args(checkpoint: Path, *paths: object) -> list[str]:
+    return [
+        "score", *map(str, paths), "--model", "vlm_reasoning", "--option", f"checkpoint={checkpoint}",
+        "--option", "samples=3", "--option", f"max_new_tokens={TOKENS}", "--explain",
+    ]  # fmt: skip
+
+
+def _expected() -> dict[str, dict[str, object]]:
+    """By hand from CRAFTED (see test_crafted_answers_give_mean_std_scores_and_malformed_counts)."""
+    return {
+        "dark.png": {
+            "score": 3.75,
+            "samples": [4.5, 3.0, None],
+            "score_std": math.sqrt(0.75**2 + 0.75**2),
+            "malformed": 1,
+            "rationale": ["sharp", "<answer>3</answer>", "no number here"],
+        },
+        "light.png": {
+            "score": 4.5,
+            "samples": [10.0, -1.5, 5.0],
+            "score_std": math.sqrt((5.5**2 + 6.0**2 + 0.5**2) / 2),
+            "malformed": 0,
+            "rationale": ["Score: 10", "a", "<answer>1</answer><answer>5</answer>"],
+        },
+    }
+
+
+def _check_rows(rows: list[dict]) -> None:
+    import json
+
+    expected = _expected()
+    assert sorted(Path(str(r["image"])).name for r in rows) == sorted(expected)
+    for row in rows:
+        want = expected[Path(str(row["image"])).name]
+        assert row["score"] == pytest.approx(want["score"])
+        assert json.loads(row["samples"]) == want["samples"]
+        assert row["score_std"] == pytest.approx(want["score_std"])
+        assert int(row["malformed"]) == want["malformed"]
+        assert json.loads(row["rationale"]) == want["rationale"]
+
+
+def test_cli_explain_writes_the_k_scores_std_malformed_and_rationales(checkpoint, crafted_cli, tmp_path):
+    import json
+
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from perceptiq.cli import app
+
+    folder = _folder(tmp_path / "img", ["dark.png", "light.png"])
+    out = tmp_path / "scores.csv"
+    result = CliRunner().invoke(app, [*_explain_args(checkpoint, folder), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(out)
+    assert list(frame.columns)[-4:] == EXPLAIN_COLUMNS
+    _check_rows(frame.to_dict(orient="records"))
+    result = CliRunner().invoke(app, [*_explain_args(checkpoint, folder), "--json"])
+    assert result.exit_code == 0, result.output
+    _check_rows(json.loads(result.stdout))
+
+
+@pytest.mark.parametrize("scorer", [["--metric", "psnr"], []], ids=["metric", "default-model"])
+def test_cli_explain_without_an_explaining_scorer_is_a_one_line_error(scorer, tmp_path):
+    from typer.testing import CliRunner
+
+    from perceptiq.cli import app
+
+    folder = _folder(tmp_path / "img", ["dark.png"])
+    result = CliRunner().invoke(app, ["score", str(folder), *scorer, "--explain"])
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert "cannot explain its scores" in lines[0]
+    assert ("psnr" if scorer else "perceptiq_nr_v2") in lines[0]
+
+
+def test_cli_explain_resume_appends_rows_with_the_same_columns(checkpoint, crafted_cli, tmp_path):
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from perceptiq.cli import app
+
+    folder = _folder(tmp_path / "img", ["dark.png"])
+    out = tmp_path / "scores.csv"
+    assert CliRunner().invoke(app, [*_explain_args(checkpoint, folder), "--out", str(out)]).exit_code == 0
+    _folder(folder, ["light.png"])
+    plain = CliRunner().invoke(
+        app, [*_explain_args(checkpoint, folder)[:-1], "--out", str(out), "--resume"]
+    )  # without --explain: other columns, refused
+    assert plain.exit_code == 1
+    assert "explain" in plain.output
+    result = CliRunner().invoke(app, [*_explain_args(checkpoint, folder), "--out", str(out), "--resume"])
+    assert result.exit_code == 0, result.output
+    assert "1 skipped" in result.output
+    frame = pd.read_csv(out)
+    assert list(frame.columns)[-4:] == EXPLAIN_COLUMNS
+    _check_rows(frame.to_dict(orient="records"))

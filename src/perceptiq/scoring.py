@@ -15,6 +15,11 @@ killed run is dropped first (that image is scored again), and at the end the fil
 (atomically) without duplicate rows. Beside the output, ``<output>.meta.json`` records the scorer and
 its options (metric or model name, options, weights, input policy); resuming with a different scorer
 is refused. Output formats and their encoding: :mod:`perceptiq.io.results`.
+
+A model scorer made with ``explain=True`` (a model with an ``explain`` method, e.g. ``vlm_reasoning``)
+scores by that method in the same pass and adds its columns to every row
+(:data:`perceptiq.io.results.EXPLAIN_COLUMNS`): the sampled scores, their std, the malformed count
+and the rationales.
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ from perceptiq.errors import DataFileError, InputError, PerceptiqError
 from perceptiq.functional._checks import usable_device
 from perceptiq.functional.patches import InputPolicy, apply_policy
 from perceptiq.io.images import DEFAULT_MAX_BYTES, LoadedImage, load_images, read_image
-from perceptiq.io.results import COLUMNS, ResultWriter, image_key
+from perceptiq.io.json_text import dumps
+from perceptiq.io.results import COLUMNS, EXPLAIN_COLUMNS, ResultWriter, image_key
 
 __all__ = [
     "Scorer",
@@ -64,6 +70,8 @@ class Scorer:
         takes_policy: ``fn`` applies a policy itself and takes it as ``fn(images, references,
             policy=...)``, None meaning its own (a model's :meth:`~perceptiq.models.QualityModel.score`);
             otherwise ``policy`` is applied around ``fn`` here.
+        explainer: when set, images are scored by ``explainer(images)`` instead, which returns the
+            scores (B,) and one dict of :data:`~perceptiq.io.results.EXPLAIN_COLUMNS` values per image.
     """
 
     name: str
@@ -75,6 +83,12 @@ class Scorer:
     undefined_reason: str | None = None
     infinite_score: str | None = None
     takes_policy: bool = False
+    explainer: Callable[[torch.Tensor], tuple[torch.Tensor, list[dict[str, object]]]] | None = None
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Columns of this scorer's rows: :data:`COLUMNS`, then the explanation's when it explains."""
+        return COLUMNS + EXPLAIN_COLUMNS if self.explainer is not None else COLUMNS
 
     def __call__(self, images: torch.Tensor, references: torch.Tensor | None = None) -> torch.Tensor:
         """Scores (B,) under :attr:`policy`: the one place scoring applies a policy, to metrics and models."""
@@ -104,7 +118,7 @@ class ScoreSummary:
 
 
 def _row(scorer: Scorer, item: LoadedImage, **values: object) -> dict[str, object]:
-    row = {c: None for c in COLUMNS}
+    row: dict[str, object] = {c: None for c in scorer.columns}
     row.update(image=str(item.path), scorer=scorer.name, **values)
     return row
 
@@ -134,9 +148,16 @@ def _prepare(
     return reference, None
 
 
-def _run(scorer: Scorer, images: torch.Tensor, refs: torch.Tensor | None) -> torch.Tensor:
+def _run(
+    scorer: Scorer, images: torch.Tensor, refs: torch.Tensor | None
+) -> tuple[list[float], list[dict[str, object]]]:
+    """Scores of a batch and, per image, the explanation's columns (empty without an explainer)."""
     with torch.inference_mode():
-        return scorer(images, refs).reshape(-1).float().cpu()
+        if scorer.explainer is not None:
+            scores, extras = scorer.explainer(images)
+        else:
+            scores, extras = scorer(images, refs), [{} for _ in range(images.shape[0])]
+        return scores.reshape(-1).float().cpu().tolist(), extras
 
 
 def _score_batch(
@@ -157,12 +178,12 @@ def _score_batch(
         try:
             images = torch.cat([m[0].image for m in members])
             refs = torch.cat([m[1] for m in members]) if scorer.needs_reference else None
-            scores = _run(scorer, images, refs).tolist()
+            scores, extras = _run(scorer, images, refs)
             seconds = (time.perf_counter() - start) / len(members)
-            outcomes = [(*_checked(scorer, v), seconds) for v in scores]
+            outcomes = [(*_checked(scorer, v), seconds, x) for v, x in zip(scores, extras, strict=True)]
         except (PerceptiqError, RuntimeError, ValueError):
             outcomes = [_score_single(scorer, item, reference) for item, reference in members]
-        for (item, reference), (value, error, seconds) in zip(members, outcomes, strict=True):
+        for (item, reference), (value, error, seconds, extra) in zip(members, outcomes, strict=True):
             ref_path = references.get(item.path) if references is not None and reference is not None else None
             rows[item.index] = _row(
                 scorer,
@@ -173,19 +194,20 @@ def _score_batch(
                 height=int(item.image.shape[-2]),
                 width=int(item.image.shape[-1]),
                 seconds=round(seconds, 4),
+                **extra,
             )
     return [rows[item.index] for item in items]
 
 
 def _score_single(
     scorer: Scorer, item: LoadedImage, reference: torch.Tensor | None
-) -> tuple[float | None, str | None, float]:
+) -> tuple[float | None, str | None, float, dict[str, object]]:
     start = time.perf_counter()
     try:
-        value = float(_run(scorer, item.image, reference)[0])
+        scores, extras = _run(scorer, item.image, reference)
     except (PerceptiqError, RuntimeError, ValueError) as err:
-        return None, f"{type(err).__name__}: {err}", time.perf_counter() - start
-    return (*_checked(scorer, value), time.perf_counter() - start)
+        return None, f"{type(err).__name__}: {err}", time.perf_counter() - start, {}
+    return (*_checked(scorer, scores[0]), time.perf_counter() - start, extras[0])
 
 
 def _checked(scorer: Scorer, value: float) -> tuple[float | None, str | None]:
@@ -226,7 +248,7 @@ def score_files(
         unique.setdefault(image_key(p), Path(os.path.abspath(p)))
     if references is not None:
         references = {Path(os.path.abspath(k)): v for k, v in references.items()}
-    writer = ResultWriter(output) if output is not None else None
+    writer = ResultWriter(output, columns=scorer.columns) if output is not None else None
     summary = ScoreSummary(output=output, unsupported_files=[str(p) for p in unsupported_files])
     if writer is not None and not resume and writer.existing().shape[0] > 0:
         raise InputError(f"{output} exists: pass --resume to continue it, or choose another output file")
@@ -286,13 +308,22 @@ def check_device(device: str) -> str:
 
 
 def metric_scorer(
-    name: str, *, device: str = "cpu", policy: InputPolicy | None = None, **options: object
+    name: str,
+    *,
+    device: str = "cpu",
+    policy: InputPolicy | None = None,
+    explain: bool = False,
+    **options: object,
 ) -> Scorer:
     """A :class:`Scorer` over the registered metric ``name`` (options passed to ``create_metric``).
 
     ``policy`` in mode ``"full"`` is the metric's own (the whole image) and is recorded as None.
+    ``explain=True`` is refused: a metric has no explanation of its scores.
     """
     from perceptiq.metrics import create_metric
+
+    if explain:
+        raise InputError(f"{name} cannot explain its scores: {_EXPLAIN_NEEDS}")
 
     if policy is not None and policy.mode == "full":
         policy = None
@@ -322,13 +353,16 @@ def model_scorer(
     device: str = "cpu",
     allow_random_weights: bool = False,
     policy: InputPolicy | None = None,
+    explain: bool = False,
     **config: object,
 ) -> Scorer:
     """A :class:`Scorer` over a learned model: a registered variant (with optional weights) or a saved one.
 
     ``config`` overrides fields of the variant's config. A model without trained weights is refused
     unless ``allow_random_weights`` (:func:`perceptiq.models._base.require_trained_weights`).
-    ``policy`` replaces the model's own input policy (None keeps it).
+    ``policy`` replaces the model's own input policy (None keeps it). ``explain=True`` scores by the
+    model's ``explain`` method and adds its columns to the rows (see the module docstring); a model
+    without one is refused.
     """
     from perceptiq.models import create_model, load_model
     from perceptiq.models._base import require_trained_weights
@@ -348,6 +382,8 @@ def model_scorer(
         "allow_random_weights": allow_random_weights,
         "policy": None if policy is None else dataclasses.asdict(policy),
     }
+    if explain:
+        settings["explain"] = True  # rows with other columns: a resume must explain too, or not
     return Scorer(
         name=label,
         fn=model.score,
@@ -356,7 +392,43 @@ def model_scorer(
         device=device,
         settings=settings,
         takes_policy=True,
+        explainer=_explainer(model, label, policy) if explain else None,
     )
+
+
+_EXPLAIN_NEEDS = "explanations need a model with an explain() method, e.g. --model vlm_reasoning"
+
+
+def _explainer(
+    model: torch.nn.Module, label: str, policy: InputPolicy | None
+) -> Callable[[torch.Tensor], tuple[torch.Tensor, list[dict[str, object]]]]:
+    """``images -> (scores, per-image explanation columns)`` by ``model.explain``: one pass gives both."""
+    explain = getattr(model, "explain", None)
+    if not callable(explain):
+        raise InputError(f"{label} cannot explain its scores: {_EXPLAIN_NEEDS}")
+    chosen = policy if policy is not None else model.input_policy
+    if chosen.mode != "full":
+        raise InputError(f"{label}: explanations are of whole images, not of policy {chosen.mode}")
+
+    def run(images: torch.Tensor) -> tuple[torch.Tensor, list[dict[str, object]]]:
+        placement = model.input_placement()
+        if placement is not None:
+            images = images.to(*placement)
+        result = explain(images)
+        extras = [
+            {
+                "samples": dumps(scores),
+                "score_std": std if math.isfinite(std) else None,
+                "malformed": int(malformed),
+                "rationale": dumps(rationales),
+            }
+            for scores, std, malformed, rationales in zip(
+                result.scores, result.std.tolist(), result.malformed.tolist(), result.rationales, strict=True
+            )
+        ]
+        return result.mean, extras
+
+    return run
 
 
 def _weights_id(weights: str | Path) -> str:

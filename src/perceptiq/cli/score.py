@@ -106,6 +106,14 @@ def score_command(
             min=1, help="Refuse files larger than this many bytes, checked before reading [default: 1 GiB]."
         ),
     ] = None,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            help="For a model that explains its scores (vlm_reasoning): add the columns samples (the K "
+            "sampled scores, a JSON list), score_std, malformed (answers without a score) and "
+            "rationale (the K rationales, a JSON list), from the same pass as the score (their mean)."
+        ),
+    ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
 ) -> None:
     """Score images with a metric or a learned model (default: perceptiq_nr_v2); broken images are reported.
@@ -126,6 +134,8 @@ def score_command(
     Example: perceptiq score samples/distorted --ref samples/manifest.csv --metric ssim --out scores.csv
 
     Example: perceptiq score sr/ --ref hr/ --metric psnr --option color=y --option crop_border=4
+
+    Example: perceptiq score img/ --model vlm_reasoning --option checkpoint=DIR --option samples=6 --explain
     """
     from perceptiq.io.images import DEFAULT_MAX_BYTES, pair_references, scan_images
     from perceptiq.models._base import DEFAULT_MODEL
@@ -140,7 +150,7 @@ def score_command(
         raise InputError(f"no image files found in {', '.join(map(str, paths))}")
     chosen = _policy(policy, tile, patches, seed)
     if metric is not None:
-        scorer = metric_scorer(metric, device=device, policy=chosen, **parse_options(option))
+        scorer = metric_scorer(metric, device=device, policy=chosen, explain=explain, **parse_options(option))
     else:
         if model is None and weights is None:
             model = DEFAULT_MODEL  # no metric or model named: perceptiq's default NR model
@@ -150,6 +160,7 @@ def score_command(
             device=device,
             allow_random_weights=allow_random_weights,
             policy=chosen,
+            explain=explain,
             **parse_options(option),
         )
     references = None

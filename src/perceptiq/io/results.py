@@ -21,10 +21,13 @@ from perceptiq.errors import DataFileError, InputError
 from perceptiq.io.json_text import dumps, json_safe
 from perceptiq.io.tables import read_table
 
-__all__ = ["COLUMNS", "META_SUFFIX", "ResultWriter", "image_key"]
+__all__ = ["COLUMNS", "EXPLAIN_COLUMNS", "META_SUFFIX", "ResultWriter", "image_key"]
 
 COLUMNS = ("image", "score", "error", "reference", "height", "width", "seconds", "scorer")
 """Columns of a results file, in order."""
+EXPLAIN_COLUMNS = ("samples", "score_std", "malformed", "rationale")
+"""Columns added after :data:`COLUMNS` by ``perceptiq score --explain``: the K sampled scores (a JSON list),
+their standard deviation, the number of malformed answers and the K rationales (a JSON list)."""
 META_SUFFIX = ".meta.json"
 """Suffix added to the output's name for the sidecar recording the scorer (``scores.csv.meta.json``)."""
 
@@ -37,8 +40,9 @@ def image_key(path: str | Path) -> str:
 class ResultWriter:
     """Appends rows to CSV/JSON Lines (Parquet via a streamed ``.partial.jsonl``), flushing each batch."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, columns: tuple[str, ...] = COLUMNS) -> None:
         self.path = Path(path)
+        self.columns = tuple(columns)
         suffix = self.path.suffix.lower()
         if suffix not in (".csv", ".jsonl", ".parquet"):
             raise InputError(f"{self.path}: output must end in .csv, .jsonl or .parquet")
@@ -69,7 +73,7 @@ class ResultWriter:
                     "has no 'image' column, so it is not a perceptiq score output "
                     f"(columns: {', '.join(map(str, frame.columns))}); choose another output file",
                 )
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(COLUMNS))
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(self.columns))
 
     def drop_torn_tail(self) -> str | None:
         """Cut a last line left incomplete by a killed run (no final newline); says what was cut."""
@@ -116,13 +120,13 @@ class ResultWriter:
             raise DataFileError(self.meta, f"cannot write: {err.strerror or err}") from None
 
     def append(self, rows: list[dict[str, object]]) -> None:
-        """Append ``rows`` (dicts over :data:`COLUMNS`) and flush them to disk."""
+        """Append ``rows`` (dicts over this writer's columns, :data:`COLUMNS` by default) and flush them."""
         if not rows:
             return
         try:
             if self.kind == "csv":
                 header = not self.path.exists() or self.path.stat().st_size == 0
-                frame = pd.DataFrame(rows, columns=list(COLUMNS))
+                frame = pd.DataFrame(rows, columns=list(self.columns))
                 frame.to_csv(self.path, mode="a", header=header, index=False)
                 return
             with self.stream.open("a", encoding="utf-8") as fh:
