@@ -49,7 +49,7 @@ from perceptiq.models._base import (
     register_model,
 )
 
-__all__ = ["VLMLevelsConfig", "VLMLevelsModel", "VLMLevelsResult"]
+__all__ = ["ChatVLMModel", "VLMLevelsConfig", "VLMLevelsModel", "VLMLevelsResult"]
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -167,8 +167,32 @@ def processor_inputs(processor: Any, vlm: Any, images: torch.Tensor, texts: list
     }
 
 
+class ChatVLMModel(QualityModel):
+    """What the chat-VLM families share: the checkpoint (processor + VLM, local files only, one-line
+    errors, never random weights) and float32 images while only the VLM runs in ``config.dtype``."""
+
+    def _open_checkpoint(self, config: ModelConfig, example: str) -> None:
+        """Load ``config.checkpoint`` into ``self.processor``, ``self.vlm`` and ``self.tokenizer``."""
+        if not config.checkpoint:
+            raise WeightsError(
+                f"{config.family} needs a chat VLM checkpoint: checkpoint=FOLDER or a hub id in the local "
+                f"cache (e.g. --option checkpoint={example}); it never scores with random weights"
+            )
+        pretrained = initial_weights_wanted()
+        self.processor, self.vlm = _load(str(config.checkpoint), pretrained=pretrained, family=config.family)
+        self.vlm.eval()
+        self.has_trained_weights = pretrained
+        self.tokenizer = getattr(self.processor, "tokenizer", None)
+        if self.tokenizer is None or not hasattr(self.processor, "apply_chat_template"):
+            raise WeightsError(f"{config.checkpoint}: the processor has no tokenizer or chat template")
+
+    def input_placement(self) -> tuple[torch.device, torch.dtype]:
+        """Images stay float32 on the VLM's device: only the VLM runs in ``dtype`` (cast here, on a GPU)."""
+        return set_precision(self.vlm, self.config.dtype), torch.float32
+
+
 @register_family("vlm_levels")
-class VLMLevelsModel(QualityModel):
+class VLMLevelsModel(ChatVLMModel):
     """Chat VLM -> five level-token probabilities -> weighted score (see the module docstring)."""
 
     config_class = VLMLevelsConfig
@@ -186,19 +210,8 @@ class VLMLevelsModel(QualityModel):
         for name, key in (("alignment_prompt", "{prompt}"), ("element_prompt", "{element}")):
             if key not in getattr(config, name):
                 raise InputError(f"{name} must contain {key}, got {getattr(config, name)!r}")
-        if not config.checkpoint:
-            raise WeightsError(
-                "vlm_levels needs a chat VLM checkpoint: checkpoint=FOLDER or a hub id in the local cache "
-                "(e.g. --option checkpoint=Qwen/Qwen2.5-VL-7B-Instruct); it never scores with random weights"
-            )
         super().__init__(config)
-        pretrained = initial_weights_wanted()
-        self.processor, self.vlm = _load(str(config.checkpoint), pretrained=pretrained)
-        self.vlm.eval()
-        self.has_trained_weights = pretrained
-        self.tokenizer = getattr(self.processor, "tokenizer", None)
-        if self.tokenizer is None or not hasattr(self.processor, "apply_chat_template"):
-            raise WeightsError(f"{config.checkpoint}: the processor has no tokenizer or chat template")
+        self._open_checkpoint(config, "Qwen/Qwen2.5-VL-7B-Instruct")
         self.score_range = (0.0, 1.0) if config.weighting == "qalign" else (1.0, 5.0)
 
     # -- tokens -----------------------------------------------------------------------------------
@@ -216,10 +229,6 @@ class VLMLevelsModel(QualityModel):
 
     def _text(self, question: str, prefix: str) -> str:
         return chat_text(self.processor, question, prefix)
-
-    def input_placement(self) -> tuple[torch.device, torch.dtype]:
-        """Images stay float32 on the VLM's device: only the VLM runs in ``dtype`` (cast here, on a GPU)."""
-        return set_precision(self.vlm, self.config.dtype), torch.float32
 
     def _answer_logits(self, images: torch.Tensor, texts: list[str], token_ids: list[int]) -> torch.Tensor:
         """Logits (B, len(token_ids)) of the answer tokens after each (image, text), float32."""

@@ -48,15 +48,12 @@ from perceptiq.errors import InputError
 from perceptiq.functional.answers import ANSWER_PATTERNS, ParseResult, parse_answer
 from perceptiq.models._base import (
     ModelConfig,
-    QualityModel,
-    WeightsError,
-    initial_weights_wanted,
     register_family,
     register_model,
 )
 from perceptiq.models.vlm_levels import (
     _DTYPES,
-    _load,
+    ChatVLMModel,
     chat_text,
     processor_inputs,
     set_precision,
@@ -136,7 +133,7 @@ def _rationale(text: str) -> str:
 
 
 @register_family("vlm_reasoning")
-class VLMReasoningModel(QualityModel):
+class VLMReasoningModel(ChatVLMModel):
     """Chat VLM -> K sampled reason-then-score answers -> mean of their scores (see the module docstring)."""
 
     config_class = VLMReasoningConfig
@@ -155,19 +152,8 @@ class VLMReasoningModel(QualityModel):
             raise InputError(f"pattern must be one of {sorted(ANSWER_PATTERNS)}, got {config.pattern!r}")
         if config.dtype not in _DTYPES:
             raise InputError(f"dtype must be one of {sorted(_DTYPES)}, got {config.dtype!r}")
-        if not config.checkpoint:
-            raise WeightsError(
-                "vlm_reasoning needs a chat VLM checkpoint: checkpoint=FOLDER or a hub id in the local cache "
-                "(e.g. --option checkpoint=TianheWu/VisualQuality-R1-7B); it never scores with random weights"
-            )
         super().__init__(config)
-        pretrained = initial_weights_wanted()
-        self.processor, self.vlm = _load(str(config.checkpoint), pretrained=pretrained, family=config.family)
-        self.vlm.eval()
-        self.has_trained_weights = pretrained
-        self.tokenizer = getattr(self.processor, "tokenizer", None)
-        if self.tokenizer is None or not hasattr(self.processor, "apply_chat_template"):
-            raise WeightsError(f"{config.checkpoint}: the processor has no tokenizer or chat template")
+        self._open_checkpoint(config, "TianheWu/VisualQuality-R1-7B")
 
     def prompt_text(self) -> str:
         """The chat text of one image (the image placeholder, the question and the answer instruction)."""
@@ -221,10 +207,6 @@ class VLMReasoningModel(QualityModel):
             completions=completions,
             malformed=torch.tensor(malformed, dtype=torch.long),
         )
-
-    def input_placement(self) -> tuple[torch.device, torch.dtype]:
-        """Images stay float32 on the VLM's device: only the VLM runs in ``dtype`` (cast here, on a GPU)."""
-        return set_precision(self.vlm, self.config.dtype), torch.float32
 
     def forward(self, images: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
         """(B,) mean of the well-formed answers' scores; NaN for an image without any (no random score)."""
