@@ -3,7 +3,6 @@ and Qwen2.5-VL checkpoints, and the level helpers against the Q-Align / DeQA-Sco
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ pytest.importorskip("tokenizers")
 
 from typer.testing import CliRunner  # noqa: E402
 
+from conftest import load_case_file  # noqa: E402
 from perceptiq.functional.levels import (  # noqa: E402
     LEVEL_NAMES,
     level_probs_from_logits,
@@ -26,21 +26,14 @@ from perceptiq.models import create_model  # noqa: E402
 from perceptiq.models._base import WeightsError  # noqa: E402
 from tiny_vlm import build_tiny_vlm  # noqa: E402
 
-CASES = Path(__file__).resolve().parents[2] / "shared" / "docs" / "protocol_cases"  # Q-Align, DeQA-Score
 SIZE = 56
 QALIGN_W = np.array([1.0, 0.75, 0.5, 0.25, 0.0])
 DEQA_W = np.array([5.0, 4.0, 3.0, 2.0, 1.0])
 
 
-def _case(name: str) -> dict:
-    if not (CASES / name).exists():
-        pytest.skip(f"worked cases {name} not available")
-    return json.loads((CASES / name).read_text(encoding="utf-8"))
-
-
 # -- level helpers (layer 1) ----------------------------------------------------------------------------
 def test_qalign_score_cases():
-    case = _case("qalign.json")
+    case = load_case_file("qalign.json")
     for c in case["score_cases"]:
         logits = torch.tensor([c["level_logits"][w] for w in LEVEL_NAMES], dtype=torch.float64)
         probs = level_probs_from_logits(logits)
@@ -49,12 +42,12 @@ def test_qalign_score_cases():
 
 
 def test_qalign_level_binning_cases():
-    for c in _case("qalign.json")["level_binning_cases"]:
+    for c in load_case_file("qalign.json")["level_binning_cases"]:
         assert mos_to_level(c["mos"], c["min"], c["max"]) == [c["expected_level"]]
 
 
 def test_deqa_cases_level_and_score_std():
-    for c in _case("deqa_score.json")["soft_label_cases"]:
+    for c in load_case_file("deqa_score.json")["soft_label_cases"]:
         inp, exp = c["inputs"], c["expected"]
         assert mos_to_level(inp["mos"], inp["min_mos"], inp["max_mos"]) == [exp["level"]]
         p = np.array(exp["level_probs"], dtype=np.float64)  # excellent..bad, as DeQA stores them
