@@ -154,12 +154,36 @@ def train(
     kill would (for tests, and for time-limited jobs that are resumed later).
     """
     import_model_modules(cfg.model.imports, allowed=allow_imports)
+    if cfg.trainer != "supervised":
+        if stop_after is not None:
+            raise InputError(f"stop_after applies to the supervised trainer, not to trainer {cfg.trainer}")
+        return _train_chat_vlm(cfg, resume)
     env = setup_distributed(cfg.device)
     try:
         return _train(cfg, env, resume, stop_after, allow_imports)
     finally:
         if env.initialised:
             dist.destroy_process_group()
+
+
+def _train_chat_vlm(cfg: TrainConfig, resume: bool) -> TrainResult:
+    """The chat-VLM trainers (GRPO on TRL, DeQA level-token fine-tuning); they run their own process group."""
+    if cfg.trainer == "grpo":
+        from perceptiq.training.vlm_grpo import train_grpo as run
+    else:
+        from perceptiq.training.vlm_sft import train_deqa_sft as run
+    summary = run(cfg, resume=resume)
+    validation = summary.get("validation", {})
+    return TrainResult(
+        output_dir=output_dir(cfg),
+        step=int(summary.get("steps", 0)),
+        epoch=math.ceil(summary.get("epoch", 0.0)),
+        interrupted=False,
+        last_loss=summary.get("last_loss"),
+        best_metric=validation.get(cfg.eval.metric),
+        best_epoch=None,
+        evaluations=[validation] if validation else [],
+    )
 
 
 def _train(

@@ -25,6 +25,9 @@ __all__ = [
     "SwaSection",
     "DistillSection",
     "LogSection",
+    "GRPOSection",
+    "DeQASection",
+    "LoraSection",
     "TrainConfig",
 ]
 
@@ -231,10 +234,83 @@ class LogSection:
 
 
 @dataclass
+class GRPOSection:
+    """Reinforcement learning to rank with GRPO on TRL (trainer: grpo; Wu et al., VisualQuality-R1, 2025)."""
+
+    num_generations: int = _f(6, "K: answers sampled per image (the paper's KADID-10K script: 6)")
+    beta: float = _f(
+        0.04, "weight of the k3 KL penalty to the frozen reference model (0: no reference model)"
+    )
+    epsilon: float = _f(0.2, "PPO clipping range of the probability ratio")
+    temperature: float = _f(1.0, "sampling temperature of the answers")
+    max_completion_length: int = _f(256, "the most new tokens of one answer")
+    loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] = _f(
+        "grpo",
+        "token aggregation of TRL's loss; grpo: mean over each answer's tokens, then over answers "
+        "(the paper)",
+    )
+    reward: Literal["fidelity", "binary"] = _f(
+        "fidelity", "ranking reward: the continuous fidelity of eq. 3, or the binary ablation (Table 4)"
+    )
+    method: Literal["mean", "average"] = _f(
+        "mean", "comparative probability: against the partner's mean score (eq. 1) or all its scores (eq. 7)"
+    )
+    variance: float | None = _f(
+        None, "fix every image's score variance to this (1: Thurstone Case V ablation)"
+    )
+    format_weight: float = _f(1.0, "weight of the format reward (1: the reference's unweighted sum)")
+    malformed: Literal["reference", "failure_reward"] = _f(
+        "reference",
+        "score of an answer without a number: a random integer in 1..5 (the reference code), or none "
+        "(the answer gets failure_reward and is left out of the group statistics)",
+    )
+    failure_reward: float = _f(0.0, "ranking reward of a malformed answer when malformed: failure_reward")
+
+
+@dataclass
+class DeQASection:
+    """Level-token fine-tuning with DeQA-Score soft labels (trainer: deqa_sft; You et al., 2025)."""
+
+    density: Literal["pdf", "cdf"] = _f(
+        "pdf", "level masses of the soft label: Gaussian density at 5..1 (KonIQ, KADID) or bin masses (SPAQ)"
+    )
+    weight_softkl: float = _f(
+        1.0, "weight of the soft-label KL at the level token, relative to the answer CE"
+    )
+    answer: str = _f(
+        "The quality of the image is {level}.",
+        "the answer the model is trained to give ({level}: a level word)",
+    )
+    default_std: float = _f(
+        0.0,
+        "rating std used when the manifest has no mos_std column (below 0.2 the soft label is the DeQA "
+        "two-level split of the MOS)",
+    )
+
+
+@dataclass
+class LoraSection:
+    """Low-rank adapters through peft (trainers grpo and deqa_sft); merged into the saved model."""
+
+    enabled: bool = _f(False, "train LoRA adapters instead of all weights")
+    r: int = _f(16, "adapter rank")
+    alpha: int = _f(32, "adapter scaling numerator (lora_alpha)")
+    dropout: float = _f(0.05, "dropout on the adapter input")
+    target_modules: list[str] = _f(
+        ["q_proj", "k_proj", "v_proj", "o_proj"], "names of the linear layers that get adapters"
+    )
+
+
+@dataclass
 class TrainConfig:
     """A training recipe."""
 
     name: str = _f("run", "recipe name (used in the default output directory)")
+    trainer: Literal["supervised", "grpo", "deqa_sft"] = _f(
+        "supervised",
+        "supervised: perceptiq's own loop (losses on predicted scores); grpo: reinforcement learning to rank "
+        "of a chat VLM on TRL's GRPOTrainer; deqa_sft: level-token fine-tuning of a chat VLM (DeQA-Score)",
+    )
     seed: int = _f(0, "seed of python, numpy and torch, of the data order and of the augmentations")
     epochs: int = _f(1, "number of passes over the training data")
     max_steps: int = _f(0, "stop after this many optimiser steps (0: run all epochs)")
@@ -253,3 +329,6 @@ class TrainConfig:
     swa: SwaSection = _f(SwaSection(), "SWA of the weights")
     distill: DistillSection = _f(DistillSection(), "distillation and self-training")
     log: LogSection = _f(LogSection(), "logging")
+    grpo: GRPOSection = _f(GRPOSection(), "GRPO settings (trainer: grpo)")
+    deqa: DeQASection = _f(DeQASection(), "DeQA soft-label fine-tuning settings (trainer: deqa_sft)")
+    lora: LoraSection = _f(LoraSection(), "LoRA adapters (trainers grpo and deqa_sft)")

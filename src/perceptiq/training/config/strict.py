@@ -220,8 +220,10 @@ def _check(cfg: TrainConfig, source: str) -> None:
             source,
             f"schedule.warmup_start_factor: must lie in [0, 1], got {cfg.schedule.warmup_start_factor}",
         )
-    if not cfg.loss:
+    if cfg.trainer == "supervised" and not cfg.loss:
         raise ConfigError(source, "loss: needs at least one term, e.g. [{name: mse}]")
+    if cfg.trainer != "supervised":
+        _check_chat_vlm(cfg, source)
     d = cfg.data
     unknown = [v for v in d.descriptor_views if v not in IMAGE_VIEWS]
     if unknown or not d.descriptor_views or len(set(d.descriptor_views)) < len(d.descriptor_views):
@@ -237,6 +239,46 @@ def _check(cfg: TrainConfig, source: str) -> None:
             f"data.batch_size ({d.batch_size}) must be a multiple of data.group_size ({d.group_size}) "
             "and hold at least two groups when data.group_by is method",
         )
+
+
+def _check_chat_vlm(cfg: TrainConfig, source: str) -> None:
+    """The fields of the chat-VLM trainers (grpo, deqa_sft), and the supervised fields they ignore."""
+    if cfg.loss:
+        raise ConfigError(source, f"loss: trainer {cfg.trainer} has its own objective; leave loss empty")
+    ignored = {
+        "ema.enabled": cfg.ema.enabled,
+        "swa.enabled": cfg.swa.enabled,
+        "data.group_by method": cfg.data.group_by == "method",
+        "data.descriptor_cache": bool(cfg.data.descriptor_cache),
+        "distill.teacher": bool(cfg.distill.teacher),
+    }
+    used = [key for key, value in ignored.items() if value]
+    if used:
+        raise ConfigError(source, f"{', '.join(used)}: not available with trainer {cfg.trainer}")
+    g, lora = cfg.grpo, cfg.lora
+    checks = {
+        "grpo.num_generations": g.num_generations >= 2,
+        "grpo.max_completion_length": g.max_completion_length >= 1,
+        "grpo.beta": g.beta >= 0,
+        "grpo.epsilon": g.epsilon > 0,
+        "grpo.temperature": g.temperature > 0,
+        "lora.r": lora.r >= 1,
+        "lora.dropout": 0.0 <= lora.dropout < 1.0,
+        "deqa.weight_softkl": cfg.deqa.weight_softkl >= 0,
+        "deqa.default_std": cfg.deqa.default_std >= 0,
+    }
+    bad = [key for key, ok in checks.items() if not ok]
+    if bad:
+        raise ConfigError(source, f"{bad[0]}: out of range ({getattr_path(cfg, bad[0])})")
+    if "{level}" not in cfg.deqa.answer:
+        raise ConfigError(source, f"deqa.answer must contain {{level}}, got {cfg.deqa.answer!r}")
+
+
+def getattr_path(cfg: Any, dotted: str) -> Any:
+    """The value of a dotted recipe key (``grpo.beta``)."""
+    for part in dotted.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
 
 
 def config_to_dict(cfg: Any) -> Any:

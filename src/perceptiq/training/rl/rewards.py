@@ -220,6 +220,7 @@ class _RankingReward(abc.ABC):
         self.fallback: Fallback | None = RandomIntegerFallback() if fallback == "reference" else fallback
         self.failure_reward = float(failure_reward)
         self.reward_options: dict[str, Any] = {"gamma": gamma, "method": method, "variance": variance}
+        self.last_scores: list[float] = []  # the scores of the last call (after the fallback; NaN: none)
 
     @abc.abstractmethod
     def _compute(self, scores: Tensor, mos: Tensor) -> Tensor:
@@ -243,6 +244,7 @@ class _RankingReward(abc.ABC):
             score = resolve_score(parse_answer(completion_text(c), **self.parse_options), self.fallback)
             values.append(float("nan") if score is None else score)
         scores = torch.tensor(values, dtype=torch.float64).reshape(-1, k)
+        self.last_scores = scores.reshape(-1).tolist()
         rewards = self._compute(scores, mos[:, 0]).reshape(-1)
         failed = torch.isnan(scores.reshape(-1))
         out: list[float | None] = []
