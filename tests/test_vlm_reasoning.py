@@ -261,3 +261,12 @@ def test_cli_explain_resume_appends_rows_with_the_same_columns(checkpoint, craft
     frame = pd.read_csv(out)
     assert list(frame.columns)[-4:] == EXPLAIN_COLUMNS
     _check_rows(frame.to_dict(orient="records"))
+
+
+def test_qwen2_5_vl_answers_match_transformers_sampling(tmp_path, images):
+    folder = build_tiny_vlm(tmp_path / "qwen2_5_vl", family="qwen2_5_vl")
+    model = _model(folder, samples=2, seed=3)
+    result = model.explain(images[:1])
+    expected = _reference_answers(folder, images[0], model.prompt_text(), 2, seed=3)
+    assert result.completions[0] == expected
+    assert result.malformed.tolist() == [sum(not model.parse(t).ok for t in expected)]

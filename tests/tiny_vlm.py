@@ -49,8 +49,11 @@ def build_tokenizer():
     return fast
 
 
-def build_tiny_vlm(folder: str | Path, family: str = "qwen2_vl", seed: int = 0) -> Path:
-    """Write a tiny ``family`` ("qwen2_vl" or "qwen2_5_vl") checkpoint to ``folder``; returns the folder."""
+def build_tiny_vlm(
+    folder: str | Path, family: str = "qwen2_vl", seed: int = 0, max_pixels: int = 112 * 112
+) -> Path:
+    """Write a tiny ``family`` ("qwen2_vl" or "qwen2_5_vl") checkpoint to ``folder``; returns the folder.
+    ``max_pixels`` bounds the image size the processor keeps (Qwen2-VL resizes larger images down)."""
     import transformers as tf
 
     torch.manual_seed(seed)
@@ -87,7 +90,7 @@ def build_tiny_vlm(folder: str | Path, family: str = "qwen2_vl", seed: int = 0) 
         processor_cls = tf.Qwen2_5_VLProcessor
     else:
         raise ValueError(family)
-    image_processor = tf.Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=112 * 112)
+    image_processor = tf.Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=max_pixels)
     video_processor = tf.Qwen2VLVideoProcessor()
     processor = processor_cls(
         image_processor=image_processor,

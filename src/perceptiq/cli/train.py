@@ -68,7 +68,12 @@ def train_command(
     help_config: HelpConfigOpt = False,
     allow_imports: AllowImportsOpt = False,
 ) -> None:
-    """Train a quality model: AdamW/Adam, warm-up + cosine/step, AMP, accumulation, EMA/SWA, DDP, resume."""
+    """Train a quality model: AdamW/Adam, warm-up + cosine/step, AMP, accumulation, EMA/SWA, DDP, resume.
+
+    Recipes with trainer: grpo (vq_r1_grpo: reinforcement learning to rank of a chat VLM on TRL) or
+    trainer: deqa_sft (deqa_sft: level-token fine-tuning with DeQA-Score soft labels) train a chat VLM;
+    they need `pip install "perceptiq[vlm-train]"`.
+    """
     from perceptiq.training import config as config_mod
 
     if list_recipes:
