@@ -72,7 +72,7 @@ def train_command(
 
     Recipes with trainer: grpo (vq_r1_grpo: reinforcement learning to rank of a chat VLM on TRL) or
     trainer: deqa_sft (deqa_sft: level-token fine-tuning with DeQA-Score soft labels) train a chat VLM;
-    they need `pip install "perceptiq[vlm-train]"`.
+    they need the optional vlm-train dependencies (TRL, peft, accelerate, datasets).
     """
     from perceptiq.training import config as config_mod
 
