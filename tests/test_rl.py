@@ -302,6 +302,11 @@ def test_group_advantages_match_eq4() -> None:
     )
     assert torch.equal(rl.group_advantages(torch.ones(4), 2), torch.zeros(4))  # constant group -> 0
     assert torch.equal(rl.group_advantages([0.3, 0.7], 1), torch.zeros(2, dtype=torch.float64))
+    reference = torch.tensor([0.3, 0.7], dtype=torch.float64)  # the reference trainer's formula, K = 1
+    expected = (reference - reference) / (reference.reshape(-1, 1).std(dim=1) + 1e-4)
+    got = rl.group_advantages([0.3, 0.7], 1, single="reference")
+    assert torch.isnan(expected).all()
+    assert torch.isnan(got).all()
 
 
 def test_group_advantages_guards() -> None:
