@@ -55,6 +55,10 @@ __all__ = ["RayOptions", "PoolSize", "pool_size", "require_ray", "start_ray", "s
 
 _RAY_MISSING = "--engine ray needs Ray Data: pip install 'perceptiq[scale]' (installs ray[data])"
 _INT_COLUMNS = ("height", "width", "malformed")
+_DECODE_MEMORY = 512 * 2**20
+"""Memory a decode task reserves (a scheduling hint). Also keeps the decode stage out of the actors: Ray
+Data fuses a task stage into the next actor stage when their resources are equal, and then the actors
+decode too, one batch after the other, instead of CPU tasks decoding beside them."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +157,11 @@ def start_ray(address: str | None = None) -> Any:
     terminal. Returns the ``ray`` module.
     """
     ray = require_ray()
+    for handler in logging.getLogger("ray.data").handlers:  # terminal: errors only (ray-data.log: all)
+        if "File" not in type(handler).__name__:
+            handler.setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"ray\.data")
+    ray.data.DataContext.get_current().enable_progress_bars = False  # perceptiq shows its own
     if ray.is_initialized():
         return ray
     settings: dict[str, Any] = {
@@ -170,9 +179,6 @@ def start_ray(address: str | None = None) -> Any:
     except (ConnectionError, RuntimeError, ValueError) as err:
         where = "start Ray here" if address is None else f"join the Ray cluster at {address}"
         raise InputError(f"cannot {where}: {str(err).splitlines()[0]}") from None
-    logging.getLogger("ray.data").setLevel(logging.ERROR)  # plan and progress chatter
-    warnings.filterwarnings("ignore", category=UserWarning, module=r"ray\.data")
-    ray.data.DataContext.get_current().enable_progress_bars = False  # perceptiq shows its own
     return ray
 
 
@@ -198,16 +204,6 @@ def _decode_batch(
     for key, values in out.items():
         columns[key] = np.stack(values) if key.endswith("shape") else np.asarray(values, dtype=object)
     return columns
-
-
-def _decode_task_resources() -> dict[str, float]:
-    """Resources of a decode task: one CPU.
-
-    Given as a function, not as ``num_cpus=1``: Ray Data fuses a task stage into the next actor stage
-    when their resources are equal (then the actors decode too, one batch after the other), never when
-    either is given by a function, so decoding stays in its own CPU tasks, beside the scoring.
-    """
-    return {"num_cpus": 1}
 
 
 def _tensor(data: bytes, shape: np.ndarray) -> Any:
@@ -357,7 +353,8 @@ def _run_pipeline(
         fn_kwargs={"max_pixels": max_pixels or DEFAULT_MAX_PIXELS, "max_bytes": max_bytes},
         batch_size=options.batch_size,
         batch_format="numpy",
-        ray_remote_args_fn=_decode_task_resources,
+        num_cpus=1,
+        memory=_DECODE_MEMORY,
     )
     dataset = dataset.map_batches(
         _ScoreActor,
