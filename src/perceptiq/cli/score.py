@@ -87,7 +87,9 @@ def score_command(
     batch_size: Annotated[
         int, typer.Option(min=1, help="Images per batch (same-size images are stacked).")
     ] = 8,
-    workers: Annotated[int, typer.Option(min=0, help="Decoding threads.")] = 2,
+    workers: Annotated[
+        int, typer.Option(min=0, help="Decoding threads (--engine local; Ray decodes in tasks).")
+    ] = 2,
     policy: Annotated[
         str | None,
         typer.Option(

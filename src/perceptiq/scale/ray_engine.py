@@ -189,7 +189,7 @@ def _decode_batch(
     out: dict[str, list[object]] = {
         k: [] for k in ("pixels", "shape", "error", "ref_pixels", "ref_shape", "ref_error")
     }
-    for index, source, ref in zip(batch["index"], batch["source"], batch["ref"], strict=True):
+    for index, source, ref in zip(batch["index"], batch["source"], batch["ref_abs"], strict=True):
         for prefix, name in (("", source), ("ref_", ref)):
             caps = (
                 {"max_pixels": max_pixels, "max_bytes": max_bytes} if not prefix else {}
@@ -200,7 +200,7 @@ def _decode_batch(
             out[f"{prefix}pixels"].append(pixels.tobytes())
             out[f"{prefix}shape"].append(np.asarray(pixels.shape, np.int64))
             out[f"{prefix}error"].append("" if item is None or ok else item.error.problem)
-    columns = {k: np.asarray(batch[k]) for k in ("index", "source", "ref")}
+    columns = {k: np.asarray(batch[k]) for k in ("index", "source", "ref", "ref_abs")}
     for key, values in out.items():
         columns[key] = np.stack(values) if key.endswith("shape") else np.asarray(values, dtype=object)
     return columns
@@ -345,7 +345,15 @@ def _run_pipeline(
     items = []
     for index, source in enumerate(pending):
         ref = references.get(source) if references is not None and not is_url(source) else None
-        items.append({"index": index, "source": str(source), "ref": "" if ref is None else str(ref)})
+        ref_abs = "" if ref is None else os.path.abspath(ref)  # read there; the row names it as given
+        items.append(
+            {
+                "index": index,
+                "source": str(source),
+                "ref": "" if ref is None else str(ref),
+                "ref_abs": ref_abs,
+            }
+        )
     blocks = max(1, min(math.ceil(len(items) / options.batch_size), 10_000))
     dataset = ray.data.from_items(items, override_num_blocks=blocks)
     dataset = dataset.map_batches(
