@@ -94,7 +94,7 @@ def score_command(
         str | None,
         typer.Option(
             help="full, tiles, random_patches or resize_budget, for a metric or a model "
-            "[default: full for a metric, the model's own input policy for a model]."
+            "\\[default: full for a metric, the model's own input policy for a model]."
         ),
     ] = None,
     tile: Annotated[int, typer.Option(help="Tile/patch side for --policy tiles/random_patches.")] = 512,
@@ -114,7 +114,7 @@ def score_command(
     max_bytes: Annotated[
         int | None,
         typer.Option(
-            min=1, help="Refuse files larger than this many bytes, checked before reading [default: 1 GiB]."
+            min=1, help="Refuse files larger than this many bytes, checked before reading \\[default: 1 GiB]."
         ),
     ] = None,
     explain: Annotated[
@@ -138,28 +138,29 @@ def score_command(
         str | None,
         typer.Option(
             help="--engine ray: join the Ray cluster at this address (`ray start --head` prints it; "
-            "'auto' finds one on this machine) [default: start Ray here]."
+            "'auto' finds one on this machine) \\[default: start Ray here]."
         ),
     ] = None,
     actors: Annotated[
         int | None,
         typer.Option(
             min=1,
-            help="--engine ray: scoring actors, each loading the metric or model once [default: one per "
+            help="--engine ray: scoring actors, each loading the metric or model once \\[default: one per "
             "GPU on CUDA; on the CPU half the CPUs left after a quarter is kept for decoding].",
         ),
     ] = None,
     gpus_per_actor: Annotated[
         float | None,
         typer.Option(
-            min=0, help="--engine ray: GPUs per actor, a fraction shares a GPU [default: 1 on CUDA, else 0]."
+            min=0,
+            help="--engine ray: GPUs per actor (a fraction shares a GPU) \\[default: 1 on CUDA, else 0].",
         ),
     ] = None,
     cpus_per_actor: Annotated[
         float | None,
         typer.Option(
             min=0,
-            help="--engine ray: CPUs per actor (its torch threads: the whole part, at least 1) [default: "
+            help="--engine ray: CPUs per actor (its torch threads: the whole part, at least 1) \\[default: "
             "the actors share the CPUs left after a quarter (at least 1) is kept for decoding].",
         ),
     ] = None,

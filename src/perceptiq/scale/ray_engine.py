@@ -191,9 +191,7 @@ def _decode_batch(
     }
     for index, source, ref in zip(batch["index"], batch["source"], batch["ref_abs"], strict=True):
         for prefix, name in (("", source), ("ref_", ref)):
-            caps = (
-                {"max_pixels": max_pixels, "max_bytes": max_bytes} if not prefix else {}
-            )  # refs: as read_image
+            caps = {} if prefix else {"max_pixels": max_pixels, "max_bytes": max_bytes}  # refs: read_image's
             item = load_source(int(index), str(name), **caps) if name else None
             ok = item is not None and item.ok
             pixels = item.image[0].numpy() if ok else np.zeros((0, 0, 0), np.float32)
