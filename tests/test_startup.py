@@ -20,7 +20,7 @@ import contextlib, io, json, sys
 from perceptiq.cli import main
 with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
     code = main(sys.argv[1:])
-heavy = ("torch", "torchvision", "scipy", "pandas", "matplotlib", "PIL", "timm", "transformers")
+heavy = ("torch", "torchvision", "scipy", "pandas", "matplotlib", "PIL", "timm", "transformers", "ray")
 print(json.dumps({"code": code, "loaded": [m for m in heavy if m in sys.modules]}))
 """
 

@@ -20,6 +20,11 @@ A model scorer made with ``explain=True`` (a model with an ``explain`` method, e
 scores by that method in the same pass and adds its columns to every row
 (:data:`perceptiq.io.results.EXPLAIN_COLUMNS`): the sampled scores, their std, the malformed count
 and the rationales.
+
+The parts are shared with the distributed runner (:mod:`perceptiq.scale`): a :class:`ScorerSpec` says
+what to build (each Ray actor builds its own :class:`Scorer` from it), :func:`plan_run` opens the output
+and decides what a resumed run still has to score, and :func:`score_items` turns decoded images into
+rows; so rows, errors and resume are the same whichever engine runs them.
 """
 
 from __future__ import annotations
@@ -32,19 +37,25 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from perceptiq.errors import DataFileError, InputError, PerceptiqError
 from perceptiq.functional._checks import usable_device
 from perceptiq.functional.patches import InputPolicy, apply_policy
-from perceptiq.io.images import DEFAULT_MAX_BYTES, LoadedImage, load_images, read_image
+from perceptiq.io.images import DEFAULT_MAX_BYTES, LoadedImage, Source, is_url, load_images, read_image
 from perceptiq.io.json_text import dumps
 from perceptiq.io.results import COLUMNS, EXPLAIN_COLUMNS, ResultWriter, image_key
 
 __all__ = [
     "Scorer",
+    "ScorerSpec",
     "ScoreSummary",
+    "RunPlan",
+    "plan_run",
+    "score_items",
     "score_files",
+    "record_rows",
     "check_device",
     "metric_scorer",
     "model_scorer",
@@ -117,6 +128,52 @@ class ScoreSummary:
     notes: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class ScorerSpec:
+    """What a :class:`Scorer` is built from: a metric, or a model (name and/or weights), with its options.
+
+    Picklable, so each process of a distributed run builds its own scorer (:meth:`build`) once.
+    Neither ``metric`` nor ``model``/``weights``: perceptiq's default model
+    (:data:`perceptiq.models._base.DEFAULT_MODEL`).
+    """
+
+    metric: str | None = None
+    model: str | None = None
+    weights: str | None = None
+    allow_random_weights: bool = False
+    policy: InputPolicy | None = None
+    explain: bool = False
+    options: dict[str, object] = field(default_factory=dict)
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        named_model = self.model is not None or self.weights is not None or self.allow_random_weights
+        if self.metric is not None and named_model:
+            raise InputError("name either --metric or --model/--weights/--allow-random-weights, not both")
+
+    def build(self, device: str | None = None) -> Scorer:
+        """The scorer on ``device`` (default: its own): :func:`metric_scorer` or :func:`model_scorer`."""
+        device = self.device if device is None else device
+        if self.metric is not None:
+            return metric_scorer(
+                self.metric, device=device, policy=self.policy, explain=self.explain, **self.options
+            )
+        model = self.model
+        if model is None and self.weights is None:
+            from perceptiq.models._base import DEFAULT_MODEL
+
+            model = DEFAULT_MODEL
+        return model_scorer(
+            model,
+            weights=self.weights,
+            device=device,
+            allow_random_weights=self.allow_random_weights,
+            policy=self.policy,
+            explain=self.explain,
+            **self.options,
+        )
+
+
 def _row(scorer: Scorer, item: LoadedImage, **values: object) -> dict[str, object]:
     row: dict[str, object] = {c: None for c in scorer.columns}
     row.update(image=str(item.path), scorer=scorer.name, **values)
@@ -124,9 +181,12 @@ def _row(scorer: Scorer, item: LoadedImage, **values: object) -> dict[str, objec
 
 
 def _prepare(
-    scorer: Scorer, item: LoadedImage, ref_path: Path | None
+    scorer: Scorer, item: LoadedImage, ref_path: Path | None, decoded: torch.Tensor | DataFileError | None
 ) -> tuple[torch.Tensor | None, dict | None]:
-    """The reference tensor of ``item`` (None for NR), or an error row when it cannot be had."""
+    """The reference tensor of ``item`` (None for NR), or an error row when it cannot be had.
+
+    ``decoded``: the reference already read (or its read error), else it is read here.
+    """
     image = item.image
     height, width = int(image.shape[-2]), int(image.shape[-1])
     if not scorer.needs_reference:
@@ -136,7 +196,11 @@ def _prepare(
             scorer, item, error="no reference image found for this file", height=height, width=width
         )
     try:
-        reference = read_image(ref_path, device=scorer.device)
+        if isinstance(decoded, DataFileError):
+            raise decoded
+        reference = (
+            read_image(ref_path, device=scorer.device) if decoded is None else decoded.to(scorer.device)
+        )
     except DataFileError as err:
         return None, _row(
             scorer, item, error=f"reference {err}", reference=str(ref_path), height=height, width=width
@@ -160,15 +224,28 @@ def _run(
         return scores.reshape(-1).float().cpu().tolist(), extras
 
 
-def _score_batch(
-    scorer: Scorer, items: list[LoadedImage], references: dict[Path, Path | None] | None
+def score_items(
+    scorer: Scorer,
+    items: list[LoadedImage],
+    references: dict[Path, Path | None] | None = None,
+    decoded_references: dict[Path, torch.Tensor | DataFileError] | None = None,
 ) -> list[dict[str, object]]:
-    """Rows for ``items``: same-size images are scored as one batch; a failing batch is retried per image."""
+    """One row per item, in order: same-size images are scored as one batch, a failing batch per image.
+
+    An item that failed to decode becomes its error row; so does a missing, broken or differently
+    sized reference. ``references`` maps an image to its reference file (full-reference scorers);
+    ``decoded_references`` holds references already decoded (or their read errors), e.g. by another
+    process; the others are read here.
+    """
     rows: dict[int, dict[str, object]] = {}
     groups: dict[tuple[int, ...], list[tuple[LoadedImage, torch.Tensor | None]]] = {}
     for item in items:
+        if not item.ok:
+            rows[item.index] = _row(scorer, item, error=getattr(item.error, "problem", str(item.error)))
+            continue
         ref_path = references.get(item.path) if references is not None else None
-        reference, error_row = _prepare(scorer, item, ref_path)
+        decoded = decoded_references.get(item.path) if decoded_references is not None else None
+        reference, error_row = _prepare(scorer, item, ref_path, decoded)
         if error_row is not None:
             rows[item.index] = error_row
         else:
@@ -218,6 +295,64 @@ def _checked(scorer: Scorer, value: float) -> tuple[float | None, str | None]:
     return None, f"score undefined ({value}): {why}"
 
 
+@dataclass
+class RunPlan:
+    """What a run has to do: its output writer (None without output), the images still to score, the summary.
+
+    ``pending`` are the images not yet scored in the output (all of them without ``resume``), in input
+    order; ``order`` maps each input image's key (:func:`~perceptiq.io.results.image_key`) to its
+    position in the input.
+    """
+
+    writer: ResultWriter | None
+    pending: list[Source]
+    order: dict[str, int]
+    summary: ScoreSummary
+
+
+def plan_run(
+    paths: Iterable[Source],
+    scorer: Scorer,
+    *,
+    output: Path | None = None,
+    resume: bool = False,
+    unsupported_files: Iterable[Source] = (),
+    earlier: pd.DataFrame | None = None,
+) -> RunPlan:
+    """Open ``output`` for ``scorer`` and list what is left to score (the start of every engine's run).
+
+    Paths are made absolute and an image named twice is kept once (matched by :func:`image_key`;
+    URLs as written). Without ``resume`` an output that already holds rows is refused; with it, a torn
+    last line is dropped (noted in the summary), the scorer's settings are checked against the
+    recorded ones, and images with a score in the output, or in ``earlier`` (rows written elsewhere
+    by earlier runs, e.g. the shards of a distributed run, checked as the output's rows are), are
+    skipped. Images with an error row are scored again.
+    """
+    unique: dict[str, Source] = {}
+    for p in paths:
+        unique.setdefault(image_key(p), p if is_url(p) else Path(os.path.abspath(p)))
+    order = {key: i for i, key in enumerate(unique)}
+    writer = ResultWriter(output, columns=scorer.columns) if output is not None else None
+    summary = ScoreSummary(output=output, unsupported_files=[str(p) for p in unsupported_files])
+    if writer is not None and not resume and writer.existing().shape[0] > 0:
+        raise InputError(f"{output} exists: pass --resume to continue it, or choose another output file")
+    if writer is not None and resume:
+        torn = writer.drop_torn_tail()
+        if torn is not None:
+            summary.notes.append(torn)
+    frames = [] if earlier is None or earlier.empty else [earlier]
+    if writer is not None:
+        frames.insert(0, writer.existing())
+        writer.check_settings(scorer.name, scorer.settings, pd.concat(frames, ignore_index=True))
+    finished: set[str] = set()
+    for frame in frames:
+        ok = frame[frame["error"].isna()] if "error" in frame.columns else frame
+        finished |= {image_key(p) for p in ok["image"].astype(str)}
+    summary.skipped = sum(key in finished for key in unique)
+    pending = [p for key, p in unique.items() if key not in finished]
+    return RunPlan(writer, pending, order, summary)
+
+
 def score_files(
     paths: Iterable[Path],
     scorer: Scorer,
@@ -234,63 +369,48 @@ def score_files(
 ) -> ScoreSummary:
     """Score ``paths`` with ``scorer``; rows go to ``output`` as they are produced.
 
-    Images are scored in batches of up to ``batch_size`` (same-size images stacked into one call);
-    each batch's rows are appended and flushed before the next batch starts. Paths are written as
-    absolute paths and an image named twice is scored once (see the module docstring). Files larger
-    than ``max_bytes`` or not regular files become error rows. ``unsupported_files`` (folder entries
-    not read for their suffix, :func:`perceptiq.io.images.scan_images`) are listed in the summary.
-    Returns a :class:`ScoreSummary`; ``summary.rows`` holds this run's rows.
+    Images are scored in batches of up to ``batch_size`` decoded images (same-size images stacked
+    into one call); each batch's rows, with those of the broken files among them, are appended in
+    input order and flushed before the next batch starts. Paths are written as absolute paths and an
+    image named twice is scored once (see the module docstring). Files larger than ``max_bytes`` or
+    not regular files become error rows. ``unsupported_files`` (folder entries not read for their
+    suffix, :func:`perceptiq.io.images.scan_images`) are listed in the summary. Returns a
+    :class:`ScoreSummary`; ``summary.rows`` holds this run's rows.
     """
     if batch_size < 1:
         raise InputError(f"batch size must be >= 1, got {batch_size}")
-    unique: dict[str, Path] = {}
-    for p in paths:
-        unique.setdefault(image_key(p), Path(os.path.abspath(p)))
+    plan = plan_run(paths, scorer, output=output, resume=resume, unsupported_files=unsupported_files)
+    if any(is_url(p) for p in plan.pending):
+        raise InputError("URL inputs are read by the distributed engine: add --engine ray")
     if references is not None:
         references = {Path(os.path.abspath(k)): v for k, v in references.items()}
-    writer = ResultWriter(output, columns=scorer.columns) if output is not None else None
-    summary = ScoreSummary(output=output, unsupported_files=[str(p) for p in unsupported_files])
-    if writer is not None and not resume and writer.existing().shape[0] > 0:
-        raise InputError(f"{output} exists: pass --resume to continue it, or choose another output file")
-    if writer is not None and resume:
-        torn = writer.drop_torn_tail()
-        if torn is not None:
-            summary.notes.append(torn)
-    if writer is not None:
-        done = writer.existing()
-        writer.check_settings(scorer.name, scorer.settings, done)
-        ok = done[done["error"].isna()] if "error" in done.columns else done
-        finished = {image_key(p) for p in ok["image"].astype(str)}
-        summary.skipped = sum(key in finished for key in unique)
-        unique = {key: p for key, p in unique.items() if key not in finished}
-    paths = list(unique.values())
+    summary, writer = plan.summary, plan.writer
     loaded = load_images(
-        paths,
+        plan.pending,
         workers=workers,
         device=scorer.device,
         max_bytes=max_bytes,
         **({"max_pixels": max_pixels} if max_pixels else {}),
     )
     if progress is not None:
-        loaded = progress(loaded, len(paths))
+        loaded = progress(loaded, len(plan.pending))
     batch: list[LoadedImage] = []
+    decoded = 0
     for item in loaded:
-        if not item.ok:
-            problem = getattr(item.error, "problem", str(item.error))
-            _record(summary, writer, [_row(scorer, item, error=problem)])
-            continue
         batch.append(item)
-        if len(batch) >= batch_size:
-            _record(summary, writer, _score_batch(scorer, batch, references))
-            batch = []
+        decoded += item.ok
+        if decoded >= batch_size:
+            record_rows(summary, writer, score_items(scorer, batch, references))
+            batch, decoded = [], 0
     if batch:
-        _record(summary, writer, _score_batch(scorer, batch, references))
+        record_rows(summary, writer, score_items(scorer, batch, references))
     if writer is not None:
         writer.finalize()
     return summary
 
 
-def _record(summary: ScoreSummary, writer: ResultWriter | None, rows: list[dict[str, object]]) -> None:
+def record_rows(summary: ScoreSummary, writer: ResultWriter | None, rows: list[dict[str, object]]) -> None:
+    """Count ``rows`` in ``summary`` (scored or failed, with the failures) and append them to ``writer``."""
     for row in rows:
         if row["error"] is None:
             summary.scored += 1

@@ -11,6 +11,7 @@ from typing import ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from perceptiq.errors import PerceptiqError
 from perceptiq.io.json_text import dumps
@@ -30,7 +31,7 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except PerceptiqError as err:
-            err_console.print(f"[bold red]error:[/] {err}", soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)  # keeps [extra]
             raise typer.Exit(1) from None
 
     return wrapper

@@ -22,10 +22,10 @@ def budget_command(
     ],
     input_size: Annotated[str, typer.Option("--input", "-i", help="Forward input size: N or HxW.")] = "224",
     max_gmacs: Annotated[
-        float | None, typer.Option(help="MAC limit in G [default: the face IQA challenge's 0.5].")
+        float | None, typer.Option(help="MAC limit in G \\[default: the face IQA challenge's 0.5].")
     ] = None,
     max_params_m: Annotated[
-        float | None, typer.Option(help="Parameter limit in M [default: the face IQA challenge's 5].")
+        float | None, typer.Option(help="Parameter limit in M \\[default: the face IQA challenge's 5].")
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the budget as JSON.")] = False,
 ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -18,10 +18,11 @@ from perceptiq.functional._color_names import COLOR_SPACES
 
 if TYPE_CHECKING:  # decoding and scoring import torch: loaded only when a command runs (fast --help)
     from perceptiq.functional.patches import InputPolicy
-    from perceptiq.io.images import LoadedImage
+
+T = TypeVar("T")
 
 
-def _progress(items: Iterator[LoadedImage], total: int) -> Iterator[LoadedImage]:
+def _progress(items: Iterator[T], total: int) -> Iterator[T]:
     columns = (TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err_console, transient=True) as bar:
         task = bar.add_task("scoring", total=total)
@@ -41,7 +42,15 @@ def _policy(mode: str | None, tile: int, patches: int, seed: int) -> InputPolicy
 @app.command("score")
 @handle_errors
 def score_command(
-    paths: Annotated[list[Path], typer.Argument(help="Image files and/or folders (searched recursively).")],
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            help="Image files, folders (searched recursively), glob patterns ('shots/**/*.png'), manifests "
+            "(.csv/.tsv/.jsonl/.parquet with an 'image' column) or, with --engine ray, fsspec URLs "
+            "(s3://bucket/dir, gs://..., file:///...).",
+            show_default=False,
+        ),
+    ],
     metric: Annotated[
         str | None, typer.Option("--metric", "-m", help="Metric name; `perceptiq metrics` lists them.")
     ] = None,
@@ -78,12 +87,14 @@ def score_command(
     batch_size: Annotated[
         int, typer.Option(min=1, help="Images per batch (same-size images are stacked).")
     ] = 8,
-    workers: Annotated[int, typer.Option(min=0, help="Decoding threads.")] = 2,
+    workers: Annotated[
+        int, typer.Option(min=0, help="Decoding threads (--engine local; Ray decodes in tasks).")
+    ] = 2,
     policy: Annotated[
         str | None,
         typer.Option(
             help="full, tiles, random_patches or resize_budget, for a metric or a model "
-            "[default: full for a metric, the model's own input policy for a model]."
+            "\\[default: full for a metric, the model's own input policy for a model]."
         ),
     ] = None,
     tile: Annotated[int, typer.Option(help="Tile/patch side for --policy tiles/random_patches.")] = 512,
@@ -103,7 +114,7 @@ def score_command(
     max_bytes: Annotated[
         int | None,
         typer.Option(
-            min=1, help="Refuse files larger than this many bytes, checked before reading [default: 1 GiB]."
+            min=1, help="Refuse files larger than this many bytes, checked before reading \\[default: 1 GiB]."
         ),
     ] = None,
     explain: Annotated[
@@ -115,6 +126,44 @@ def score_command(
         ),
     ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="local: this process (decoding threads, one scorer); ray: a Ray Data pipeline (decode "
+            "tasks, an actor pool of scorers) on this machine or, with --address, a Ray cluster; same "
+            "output, error rows and --resume."
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="--engine ray: join the Ray cluster at this address (`ray start --head` prints it; "
+            "'auto' finds one on this machine) \\[default: start Ray here]."
+        ),
+    ] = None,
+    actors: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="--engine ray: scoring actors, each loading the metric or model once \\[default: one per "
+            "GPU on CUDA; on the CPU half the CPUs left after a quarter is kept for decoding].",
+        ),
+    ] = None,
+    gpus_per_actor: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="--engine ray: GPUs per actor (a fraction shares a GPU) \\[default: 1 on CUDA, else 0].",
+        ),
+    ] = None,
+    cpus_per_actor: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="--engine ray: CPUs per actor (its torch threads: the whole part, at least 1) \\[default: "
+            "the actors share the CPUs left after a quarter (at least 1) is kept for decoding].",
+        ),
+    ] = None,
 ) -> None:
     """Score images with a metric or a learned model (default: perceptiq_nr_v2); broken images are reported.
 
@@ -136,33 +185,41 @@ def score_command(
     Example: perceptiq score sr/ --ref hr/ --metric psnr --option color=y --option crop_border=4
 
     Example: perceptiq score img/ --model vlm_reasoning --option checkpoint=DIR --option samples=6 --explain
-    """
-    from perceptiq.io.images import DEFAULT_MAX_BYTES, pair_references, scan_images
-    from perceptiq.models._base import DEFAULT_MODEL
-    from perceptiq.scoring import metric_scorer, model_scorer, score_files
 
-    if metric is not None and (model is not None or weights is not None or allow_random_weights):
-        raise InputError("name either --metric or --model/--weights/--allow-random-weights, not both")
+    Example: perceptiq score photos/ --out scores.parquet --engine ray --actors 4 --address HOST:6379
+    """
+    from perceptiq.io.images import DEFAULT_MAX_BYTES, is_url, list_sources, pair_references
+    from perceptiq.scoring import ScorerSpec, score_files
+
+    if engine not in ("local", "ray"):
+        raise InputError(f"--engine must be local or ray, got {engine!r}")
+    ray_only = {"--address": address, "--actors": actors, "--gpus-per-actor": gpus_per_actor}
+    ray_only["--cpus-per-actor"] = cpus_per_actor
+    given = [name for name, value in ray_only.items() if value is not None]
+    if engine == "local" and given:
+        raise InputError(f"{', '.join(given)} only apply to --engine ray")
     if max_bytes is None:
         max_bytes = DEFAULT_MAX_BYTES
-    files, unsupported = scan_images(paths)
+    spec = ScorerSpec(
+        metric=metric,
+        model=model,
+        weights=weights,
+        allow_random_weights=allow_random_weights,
+        policy=_policy(policy, tile, patches, seed),
+        explain=explain,
+        options=parse_options(option),
+        device=device,
+    )
+    files, unsupported = list_sources(paths)
     if not files:
         raise InputError(f"no image files found in {', '.join(map(str, paths))}")
-    chosen = _policy(policy, tile, patches, seed)
-    if metric is not None:
-        scorer = metric_scorer(metric, device=device, policy=chosen, explain=explain, **parse_options(option))
-    else:
-        if model is None and weights is None:
-            model = DEFAULT_MODEL  # no metric or model named: perceptiq's default NR model
-        scorer = model_scorer(
-            model,
-            weights=weights,
-            device=device,
-            allow_random_weights=allow_random_weights,
-            policy=chosen,
-            explain=explain,
-            **parse_options(option),
-        )
+    if engine == "local" and any(is_url(f) for f in files):
+        raise InputError("URL inputs are read by the distributed engine: add --engine ray")
+    if engine == "ray":
+        from perceptiq.scale.ray_engine import require_ray
+
+        require_ray()  # a missing Ray is one line before anything is built
+    scorer = spec.build(device="cpu" if engine == "ray" else None)
     references = None
     if ref is not None and not scorer.needs_reference:
         err_console.print(f"[yellow]warning:[/] --ref ignored: {scorer.name} is a no-reference scorer")
@@ -171,20 +228,40 @@ def score_command(
             raise InputError(
                 f"{scorer.name} is full-reference: give the references with --ref DIR_OR_MANIFEST"
             )
-        references = pair_references(files, ref)
-    summary = score_files(
-        files,
-        scorer,
-        references=references,
-        output=out,
-        resume=resume,
-        workers=workers,
-        batch_size=batch_size,
-        max_pixels=max_pixels,
-        max_bytes=max_bytes,
-        unsupported_files=unsupported,
-        progress=_progress,
-    )
+        if any(is_url(f) for f in files):
+            raise InputError("--ref pairs local images only: give local paths, or a manifest of local paths")
+        references = pair_references(files, ref)  # type: ignore[arg-type]
+    if engine == "ray":
+        from perceptiq.scale.ray_engine import RayOptions, score_files_ray
+
+        ray_options = RayOptions(address, actors, gpus_per_actor, cpus_per_actor, batch_size)
+        summary = score_files_ray(
+            files,
+            spec,
+            references=references,
+            output=out,
+            resume=resume,
+            options=ray_options,
+            max_pixels=max_pixels,
+            max_bytes=max_bytes,
+            unsupported_files=unsupported,
+            progress=_progress,
+            scorer=scorer,
+        )
+    else:
+        summary = score_files(
+            files,  # type: ignore[arg-type]
+            scorer,
+            references=references,
+            output=out,
+            resume=resume,
+            workers=workers,
+            batch_size=batch_size,
+            max_pixels=max_pixels,
+            max_bytes=max_bytes,
+            unsupported_files=unsupported,  # type: ignore[arg-type]
+            progress=_progress,
+        )
     if json_output:
         print_json(summary.rows)
     else:

@@ -8,11 +8,19 @@ already written; a last line cut short by a kill is dropped on resume (:meth:`Re
 and :meth:`ResultWriter.finalize` rewrites the file atomically without duplicate rows (the last row of
 an image wins; images are matched by resolved path, :func:`image_key`). Beside the output,
 ``<output>.meta.json`` records the settings of the scorer that wrote it.
+
+:class:`ShardStore` holds the rows of a distributed run (``perceptiq score --engine ray``) before they
+reach the output: one Parquet file per batch of rows, written atomically (a temporary name, then a
+rename), so a killed run leaves only whole shards and loses at most the batches in flight.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +29,15 @@ from perceptiq.errors import DataFileError, InputError
 from perceptiq.io.json_text import dumps, json_safe
 from perceptiq.io.tables import read_table
 
-__all__ = ["COLUMNS", "EXPLAIN_COLUMNS", "META_SUFFIX", "ResultWriter", "image_key"]
+__all__ = [
+    "COLUMNS",
+    "EXPLAIN_COLUMNS",
+    "META_SUFFIX",
+    "SHARDS_SUFFIX",
+    "ResultWriter",
+    "ShardStore",
+    "image_key",
+]
 
 COLUMNS = ("image", "score", "error", "reference", "height", "width", "seconds", "scorer")
 """Columns of a results file, in order."""
@@ -30,10 +46,16 @@ EXPLAIN_COLUMNS = ("samples", "score_std", "malformed", "rationale")
 their standard deviation, the number of malformed answers and the K rationales (a JSON list)."""
 META_SUFFIX = ".meta.json"
 """Suffix added to the output's name for the sidecar recording the scorer (``scores.csv.meta.json``)."""
+SHARDS_SUFFIX = ".shards"
+"""Suffix added to the output's name for the folder of Parquet shards of a distributed run."""
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def image_key(path: str | Path) -> str:
-    """The key that identifies an image across runs: its resolved absolute path."""
+    """The key that identifies an image across runs: its resolved absolute path (a URL as written)."""
+    if isinstance(path, str) and _URL.match(path):
+        return path
     return str(Path(path).resolve())
 
 
@@ -157,6 +179,62 @@ class ResultWriter:
             raise DataFileError(self.path, f"cannot write results: {err.strerror or err}") from None
         if self.stream != self.path and self.stream.exists():
             self.stream.unlink()
+
+
+class ShardStore:
+    """A folder of Parquet shards, one per batch of result rows; whole shards only, read back in write order.
+
+    Shard names are ``<run>-<seq>.parquet`` with ``run`` the start time of the writing run in
+    nanoseconds, so sorting the names gives the order the rows were written in (a later row of an
+    image wins, as in :meth:`ResultWriter.finalize`).
+    """
+
+    def __init__(self, folder: Path, columns: tuple[str, ...] = COLUMNS) -> None:
+        self.folder = Path(folder)
+        self.columns = tuple(columns)
+        self.run = f"{time.time_ns():020d}"
+        self.seq = 0
+        if self.folder.exists() and not self.folder.is_dir():
+            raise DataFileError(
+                self.folder, "is a file; the shards of a distributed run need this name as a folder"
+            )
+
+    def shards(self) -> list[Path]:
+        """The whole shards, in write order (a temporary file left by a kill is not one)."""
+        if not self.folder.is_dir():
+            return []
+        return sorted(p for p in self.folder.iterdir() if p.suffix == ".parquet")
+
+    def write(self, rows: pd.DataFrame) -> Path:
+        """Write ``rows`` as the next shard of this run: a temporary file renamed when complete."""
+        path = self.folder / f"{self.run}-{self.seq:08d}.parquet"
+        tmp = path.with_suffix(".tmp")
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            rows.reindex(columns=list(self.columns)).to_parquet(tmp, index=False)
+            os.replace(tmp, path)
+        except OSError as err:
+            raise DataFileError(path, f"cannot write a shard: {err.strerror or err}") from None
+        self.seq += 1
+        return path
+
+    def read(self, run: str | None = None) -> pd.DataFrame:
+        """All rows of the whole shards, in write order; only those written by run ``run`` when given."""
+        frames = []
+        for path in self.shards():
+            if run is not None and not path.name.startswith(f"{run}-"):
+                continue
+            try:
+                frames.append(pd.read_parquet(path))
+            except (OSError, ValueError) as err:
+                raise DataFileError(path, f"unreadable shard ({err}); remove it and resume") from None
+        if not frames:
+            return pd.DataFrame(columns=list(self.columns))
+        return pd.concat([f.astype(object) for f in frames], ignore_index=True)
+
+    def remove(self) -> None:
+        """Delete the folder (its rows are in the output now)."""
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _read_jsonl(path: Path) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Batch scoring on a Ray cluster and multi-GPU training with torchrun.
+"""Scoring past one machine: ``perceptiq score --engine ray`` (:mod:`perceptiq.scale.ray_engine`).
 
-Named now so the layout shows the whole toolkit; built by a later issue.
+Ray is imported only when a Ray run starts (``pip install 'perceptiq[scale]'``).
 """

@@ -16,13 +16,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from perceptiq.errors import InputError
 from perceptiq.evaluation.protocols import EvaluationResult, Protocol, ScoreData, create_protocol
 from perceptiq.models import QualityModel, create_model
 from perceptiq.training.config import ModelSection, OptimSection, TrainConfig, import_model_modules
 from perceptiq.training.data import ManifestDataset
+from perceptiq.training.runtime import DistInfo, gather_by_index, shard_indices
 
 __all__ = [
     "lr_at",
@@ -119,20 +120,35 @@ def evaluate(
     device: torch.device,
     autocast: Callable[[], Any],
     protocol: Protocol,
-) -> EvaluationResult:
-    """Scores of the validation images (centre crops, or the model's input policy) under the protocol."""
+    env: DistInfo | None = None,
+) -> EvaluationResult | None:
+    """Scores of the validation images (centre crops, or the model's input policy) under the protocol.
+
+    Under DDP (``env`` with several processes) every process scores its share of the images
+    (:func:`~perceptiq.training.runtime.shard_indices`), the predictions are gathered in image order
+    (:func:`~perceptiq.training.runtime.gather_by_index`), and the protocol is applied once to all of
+    them on the main process (correlations are not averageable over shares); the others return None.
+    Every process must call it.
+    """
+    env = env if env is not None else DistInfo(device=device)
     model.eval()
+    share = shard_indices(len(dataset), env)
     if cfg.eval.input == "policy":
         from perceptiq.io.images import read_image
 
-        pred = np.array([float(model.score(read_image(p, device=device))[0]) for p in dataset.paths])
+        mine = [float(model.score(read_image(dataset.paths[i], device=device))[0]) for i in share]
     else:
-        loader = DataLoader(dataset, batch_size=cfg.eval.batch_size, num_workers=cfg.data.num_workers)
-        parts = []
+        loader = DataLoader(
+            Subset(dataset, share.tolist()), batch_size=cfg.eval.batch_size, num_workers=cfg.data.num_workers
+        )
+        parts = [torch.zeros(0)]
         for batch in loader:
             with autocast():
                 parts.append(model(batch["image"].to(device)).float().reshape(-1).cpu())
-        pred = torch.cat(parts).numpy().astype(np.float64)
+        mine = torch.cat(parts).tolist()
+    pred = gather_by_index(share, np.asarray(mine, dtype=np.float64), len(dataset), env)
+    if not env.is_main:
+        return None
     return protocol.evaluate(ScoreData(np.asarray(dataset.paths), pred, dataset.mos))
 
 

@@ -347,15 +347,16 @@ def _optimizer_step(run: _Run, micro: Iterator[dict[str, torch.Tensor]], t0: flo
 
 
 def _evaluate(run: _Run) -> None:
-    """Evaluate on rank 0 (the EMA weights when enabled), log, and keep the best weights."""
+    """Evaluate (each process its share, EMA weights when enabled); rank 0 logs and keeps the best."""
     cfg, state = run.cfg, run.state
     state.last_eval_step = state.step
     if run.data.val_set is None:
         _log.info("no validation images with a MOS: evaluation skipped")
         return
-    if run.env.is_main:
-        model = run.ema.module if run.ema is not None and cfg.eval.use_ema else run.model
-        stats = evaluate(model, run.data.val_set, cfg, run.env.device, run.autocast, run.protocol).statistics
+    model = run.ema.module if run.ema is not None and cfg.eval.use_ema else run.model
+    result = evaluate(model, run.data.val_set, cfg, run.env.device, run.autocast, run.protocol, run.env)
+    if result is not None:
+        stats = result.statistics
         row = {"step": state.step, "epoch": state.epoch, **stats}
         run.eval_log.write(row)
         run.evaluations.append(row)

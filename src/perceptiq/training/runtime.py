@@ -25,6 +25,8 @@ __all__ = [
     "DistInfo",
     "setup_distributed",
     "barrier",
+    "shard_indices",
+    "gather_by_index",
     "seed_everything",
     "CsvLog",
     "open_tensorboard",
@@ -78,6 +80,38 @@ def barrier(env: DistInfo) -> None:
     """Wait for every process (no-op with one process)."""
     if env.world_size > 1:
         dist.barrier()
+
+
+def shard_indices(n: int, env: DistInfo) -> np.ndarray:
+    """This process's share of ``n`` items: ``rank, rank + world, ...`` (``DistributedSampler`` order).
+
+    Unlike ``DistributedSampler`` nothing is padded: every item is in exactly one share, so no item
+    is counted twice when the shares are gathered (:func:`gather_by_index`).
+    """
+    return np.arange(env.rank, n, env.world_size, dtype=np.int64)
+
+
+def gather_by_index(indices: np.ndarray, values: np.ndarray, n: int, env: DistInfo) -> np.ndarray:
+    """All processes' ``values`` (each given at its ``indices``) as one array of ``n``; every process gets it.
+
+    Statistics such as rank correlations are not averageable over shares, so the shares are put back
+    in item order before any is computed. Raises ``RuntimeError`` unless every item came exactly once.
+    """
+    shares = [(np.asarray(indices, np.int64), np.asarray(values, np.float64))]
+    if env.world_size > 1:
+        gathered: list[Any] = [None] * env.world_size
+        dist.all_gather_object(gathered, shares[0])
+        shares = gathered
+    out = np.full(n, np.nan)
+    seen = np.zeros(n, dtype=np.int64)
+    for idx, vals in shares:
+        out[idx] = vals
+        np.add.at(seen, idx, 1)
+    if not (seen == 1).all():
+        raise RuntimeError(
+            f"gathered shares cover {int((seen > 0).sum())} of {n} items, {int((seen > 1).sum())} twice"
+        )
+    return out
 
 
 def seed_everything(seed: int) -> None:
