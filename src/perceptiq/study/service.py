@@ -176,6 +176,10 @@ def read_pairs(path: str | Path, image_dir: str | Path) -> list[PairSpec]:
         raise DataFileError(path, "no pairs")
     a_col, b_col = columns
     names = {c: frame[c].str.strip() for c in columns}
+    resolved = [
+        tuple(_relative_name(names[c].iloc[row], image_dir, f"line {row + 2}, {c}", path) for c in columns)
+        for row in range(len(frame))
+    ]  # every path is checked before anything else is read from the file
     methods = {}
     for col, m_col in ((a_col, "method_a"), (b_col, "method_b")):
         if m_col in frame.columns:
@@ -188,8 +192,7 @@ def read_pairs(path: str | Path, image_dir: str | Path) -> list[PairSpec]:
     seen: set[tuple[str, str]] = set()
     for row in range(len(frame)):
         line = f"line {row + 2}"
-        a = _relative_name(names[a_col].iloc[row], image_dir, f"{line}, {a_col}", path)
-        b = _relative_name(names[b_col].iloc[row], image_dir, f"{line}, {b_col}", path)
+        a, b = resolved[row]
         if a == b:
             raise DataFileError(path, f"{line}: image {a!r} is compared with itself")
         key = (min(a, b), max(a, b))
