@@ -33,7 +33,8 @@ def _loaded(*argv: str) -> tuple[int, set[str]]:
     return report["code"], set(report["loaded"])
 
 
-HELP_COMMANDS = [[], ["score"], ["evaluate"], ["rank"], ["metrics"], ["models"], ["train"], ["mad"], ["study"]]
+HELP_COMMANDS = [[], ["score"], ["evaluate"], ["rank"], ["metrics"], ["models"], ["train"], ["mad"]]
+HELP_COMMANDS += [["study"]]
 HELP_COMMANDS += [["study", c] for c in ("create", "serve", "export", "results")]
 
 

@@ -79,7 +79,8 @@ def test_forged_and_foreign_tokens(env):
 
 def test_tokens_are_unguessable_and_not_stored(env):
     tokens = {_session(env["client"]) for _ in range(3)}
-    assert len(tokens) == 3 and all(len(t) >= 43 for t in tokens)  # token_urlsafe(32): 256 bits
+    assert len(tokens) == 3
+    assert all(len(t) >= 43 for t in tokens)
     with sqlite3.connect(env["root"] / "study.db") as con:
         stored = {row[0] for row in con.execute("SELECT token_hash FROM sessions")}
     assert not tokens & stored
@@ -132,7 +133,8 @@ def test_rate_limit_per_token(env):
     client = TestClient(create_app(env["db"], admin_token=ADMIN, rate_limit=RateLimit(rate=0.5, burst=3)))
     token, other = _session(client), _session(client)
     codes = [client.get("/api/studies/demo/next", params={"token": token}).status_code for _ in range(5)]
-    assert codes[:3] == [200, 200, 200] and codes[3:] == [429, 429]
+    assert codes[:3] == [200, 200, 200]
+    assert codes[3:] == [429, 429]
     assert int(client.get("/api/studies/demo/next", params={"token": token}).headers["Retry-After"]) >= 1
     assert client.get("/api/studies/demo/next", params={"token": other}).status_code == 200
 
@@ -142,7 +144,8 @@ def test_images_by_id_only(env):
     token = _session(client)
     trial = client.get("/api/studies/demo/next", params={"token": token}).json()
     image = client.get(trial["left"])
-    assert image.status_code == 200 and image.content[:4] == b"\x89PNG"
+    assert image.status_code == 200
+    assert image.content[:4] == b"\x89PNG"
     for url in (
         "/api/studies/demo/images/../../../../etc/passwd",
         "/api/studies/demo/images/..%2F..%2Fetc%2Fpasswd",
@@ -179,7 +182,8 @@ def test_a_broken_image_is_named_in_one_line(tmp_path):
     db = open_database(tmp_path / "s.db")
     with pytest.raises(DataFileError) as err:
         create_study(db, "broken", pairs, tmp_path / "img")
-    assert "x1_B.png" in str(err.value) and "\n" not in str(err.value)
+    assert "x1_B.png" in str(err.value)
+    assert "\n" not in str(err.value)
     db.close()
 
 
@@ -193,7 +197,8 @@ def test_session_follows_its_seed_and_ends_with_204(env):
         vote = {"token": token, "trial_id": trial["trial_id"], "choice": "left"}
         assert client.post("/api/studies/demo/votes", json=vote).status_code == 201
     assert response.status_code == 204
-    assert [s[3] for s in seen] == list(range(len(seen))) and {s[4] for s in seen} == {len(seen)}
+    assert [s[3] for s in seen] == list(range(len(seen)))
+    assert {s[4] for s in seen} == {len(seen)}
     with sqlite3.connect(env["root"] / "study.db") as con:
         (sid, seed), *_ = con.execute(
             "SELECT s.id, s.seed FROM sessions s JOIN trials t ON t.session_id = s.id WHERE t.id = ?",
@@ -214,18 +219,21 @@ def test_session_follows_its_seed_and_ends_with_204(env):
         assert trial_id == row[0]
         assert (int(left.rsplit("/", 1)[1]), int(right.rsplit("/", 1)[1])) == expected
     firsts = Counter(t[1] for t in trials if t[3] == 0)
-    assert sorted(firsts) == [p[0] for p in pairs] and set(firsts.values()) == {1}  # each pair once
+    assert sorted(firsts) == [p[0] for p in pairs]
+    assert set(firsts.values()) == {1}
     repeats = [t for t in trials if t[3] == 1]
     assert len(repeats) == 2
     for trial in repeats:  # a repeat comes after its first showing, sides swapped
         first = next(k for k, t in enumerate(trials) if t[1] == trial[1] and t[3] == 0)
-        assert trials.index(trial) > first and bool(trials[first][2]) != bool(trial[2])
+        assert trials.index(trial) > first
+        assert bool(trials[first][2]) != bool(trial[2])
 
 
 def test_plan_differs_between_seeds_and_caps_pairs():
     a = plan_session(range(1, 21), [50, 51], seed=1, pairs_per_session=5, repeats=1)
     b = plan_session(range(1, 21), [50, 51], seed=2, pairs_per_session=5, repeats=1)
-    assert a != b and len(a) == len(b) == 5 + 2 + 1
+    assert a != b
+    assert len(a) == len(b) == 5 + 2 + 1
     assert {t.pair_id for t in a} >= {50, 51}
     assert a == plan_session(range(1, 21), [50, 51], seed=1, pairs_per_session=5, repeats=1)
 
@@ -253,6 +261,7 @@ def test_pages_resume_from_the_cookie(env):
     token = _session(client)
     assert client.cookies.get("perceptiq_demo") == token
     resumed = client.get("/s/demo/trial")
-    assert resumed.status_code == 200 and f'data-token="{token}"' in resumed.text
+    assert resumed.status_code == 200
+    assert f'data-token="{token}"' in resumed.text
     assert client.get("/s/demo/trial", params={"token": "forged"}).status_code == 401
     assert client.get("/s/nosuch").status_code == 404
