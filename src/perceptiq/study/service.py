@@ -227,7 +227,8 @@ def _image_sizes(image_dir: Path, names: Sequence[str]) -> dict[str, tuple[int, 
     sizes, errors = {}, []
     for name in names:
         try:
-            sizes[name] = probe_image(image_dir / name).display_size
+            height, width = probe_image(image_dir / name).display_size
+            sizes[name] = (width, height)
         except DataFileError as err:
             errors.append(err)
     if errors:
