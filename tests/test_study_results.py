@@ -153,6 +153,30 @@ def test_exports_and_benchmark_file_for_evaluate(study, tmp_path):
     )
     assert run.exit_code == 0, run.output
     assert json.loads(run.stdout)["statistics"]["two_afc"] == pytest.approx(0.75)  # p q + (1-p)(1-q), q = 1
+    # with --absolute-paths the ids are the resolved paths that `perceptiq score` writes
+    rep = tmp_path / "abs"
+    assert (
+        main(
+            [
+                "study",
+                "results",
+                "r",
+                "--db",
+                str(study[0] / "s.db"),
+                "--report",
+                str(rep),
+                "--absolute-paths",
+            ]
+        )
+        == 0
+    )
+    img = (study[0] / "img").resolve()
+    pred.write_text(f"image,score\n{img / 'x0_A.png'},1\n{img / 'x0_B.png'},2\n{img / 'x0_C.png'},3\n")
+    run = CliRunner().invoke(
+        app, ["evaluate", str(pred), str(rep / "benchmark_2afc.csv"), "-p", "realsr-2afc", "--json"]
+    )
+    assert run.exit_code == 0, run.output
+    assert json.loads(run.stdout)["statistics"]["two_afc"] == pytest.approx(0.25)  # reversed scores: q = 0
 
 
 def test_repeat_disagreement_is_flagged(tmp_path):

@@ -190,6 +190,13 @@ def results(
     level: Annotated[float, typer.Option(min=0.5, max=0.999, help="Confidence level.")] = 0.95,
     n_boot: Annotated[int, typer.Option(min=1, help="Bootstrap resamples (with --ci bootstrap).")] = 1000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+    absolute_paths: Annotated[
+        bool,
+        typer.Option(
+            help="benchmark_2afc.csv names images by absolute path (as `perceptiq score` does) instead of "
+            "relative to the image folder."
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Thurstone Case V ranking of the methods with CIs, observer checks and the 2AFC benchmark file."""
@@ -198,7 +205,7 @@ def results(
 
     result = study_results(
         open_database(db), name, exclude_flagged=exclude_flagged, ridge=ridge, ci=ci.value, level=level,
-        n_boot=n_boot, seed=seed,
+        n_boot=n_boot, seed=seed, absolute_paths=absolute_paths,
     )  # fmt: skip
     written = write_results(result, report) if report is not None else {}
     if as_json:

@@ -150,9 +150,11 @@ def export_votes(db: Database, name: str, out: str | Path) -> int:
     return len(frame)
 
 
-def benchmark_frame(frame: pd.DataFrame) -> pd.DataFrame:
+def benchmark_frame(frame: pd.DataFrame, image_dir: str | Path | None = None) -> pd.DataFrame:
     """Per voted regular pair: ``sr_pair_names, group, name1_column, name2_column, score1_column,
-    score2_column, votes`` (fractions of votes for image a and b), as RealSR-1K's file."""
+    score2_column, votes`` (fractions of votes for image a and b), as RealSR-1K's file. Image names are
+    relative to the study's image folder, or absolute paths under ``image_dir`` when given (the ids that
+    ``perceptiq score`` writes)."""
     regular = frame[frame["gold"].isna() & (frame["repeat"] == 0)]
     rows = []
     for _pair, votes in regular.groupby("pair", sort=True):
@@ -164,7 +166,11 @@ def benchmark_frame(frame: pd.DataFrame) -> pd.DataFrame:
              p, 1.0 - p, n)
         )  # fmt: skip
     columns = ["sr_pair_names", "group", "name1_column", "name2_column", "score1_column", "score2_column"]
-    return pd.DataFrame(rows, columns=[*columns, "votes"])
+    out = pd.DataFrame(rows, columns=[*columns, "votes"])
+    if image_dir is not None:
+        for column in ("name1_column", "name2_column"):
+            out[column] = [str(Path(image_dir) / n) for n in out[column]]
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -216,19 +222,22 @@ def study_results(
     level: float = 0.95,
     n_boot: int = 1000,
     seed: int = 0,
+    absolute_paths: bool = False,
 ) -> StudyResults:
     """Count matrix and Thurstone Case V ranking of the methods of study ``name``.
 
     Votes on regular pairs count once per presentation (a repeat's second answer is used for the
     consistency check only); ``exclude_flagged`` leaves flagged sessions out of the counts. ``ridge=None``
     uses no prior when the maximum-likelihood scores exist (as ``perceptiq rank``) and 0.01 otherwise (the
-    result's ``ridge_reason`` says which)."""
+    result's ``ridge_reason`` says which). ``absolute_paths`` writes absolute image paths into the benchmark
+    table (as ``perceptiq score`` names images) instead of names relative to the image folder."""
     from perceptiq.io.votes import item_order
     from perceptiq.ranking import check_comparison_graph, counts_from_records, fit_paired
 
     frame, checks = vote_frame(db, name)
     with db.sessionmaker() as session:
         study = get_study(session, name)
+        image_dir = study.image_dir if absolute_paths else None
         methods = session.execute(
             select(Pair.method_a, Pair.method_b).where(Pair.study_id == study.id, Pair.gold.is_(None))
         ).all()
@@ -263,7 +272,7 @@ def study_results(
         ranking_error=error,
         votes=frame,
         checks=checks,
-        benchmark=benchmark_frame(frame[~frame["flagged"]] if exclude_flagged else frame),
+        benchmark=benchmark_frame(frame[~frame["flagged"]] if exclude_flagged else frame, image_dir),
         excluded_sessions=excluded,
     )
 
