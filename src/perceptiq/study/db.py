@@ -8,6 +8,8 @@ writer), ``synchronous=FULL`` (a commit survives a crash of the server or of the
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from importlib.resources import files
 from pathlib import Path
 
@@ -55,7 +57,12 @@ def _migrate(engine: Engine) -> None:
 
 
 class Database:
-    """An engine and its session factory, migrated to the current schema."""
+    """An engine and its session factory, migrated to the current schema.
+
+    ``write_lock()`` serialises this process's write transactions on SQLite: SQLite admits one writer at a
+    time and a blocked writer polls with growing sleeps (up to 100 ms), so waiting on a Python lock instead
+    keeps latency flat under many concurrent voters. Other databases lock rows themselves (no-op there).
+    """
 
     def __init__(self, url: str, *, migrate: bool = True) -> None:
         try:
@@ -82,6 +89,12 @@ class Database:
             except SQLAlchemyError as err:
                 raise InputError(f"cannot migrate the study database {parsed!r}: {err}") from None
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        self._lock = threading.Lock() if self.is_sqlite else None
+        self.study_cache: dict[str, object] = {}  # studies never change once created
+
+    def write_lock(self) -> contextlib.AbstractContextManager[object]:
+        """Hold while writing (see the class docstring)."""
+        return self._lock if self._lock is not None else contextlib.nullcontext()
 
     def close(self) -> None:
         """Release every pooled connection."""

@@ -42,6 +42,7 @@ __all__ = [
     "TrialView",
     "UnknownTokenError",
     "VoteIn",
+    "cached_study",
     "create_study",
     "get_study",
     "hash_token",
@@ -254,6 +255,16 @@ def get_study(session: DbSession, name: str) -> Study:
     return study
 
 
+def cached_study(db: Database, name: str) -> Study:
+    """Study ``name`` as a detached row, read once per :class:`Database` (a study never changes)."""
+    study = db.study_cache.get(name)
+    if study is None:
+        with db.sessionmaker() as session:
+            study = get_study(session, name)
+        db.study_cache[name] = study
+    return study  # type: ignore[return-value]
+
+
 def create_study(
     db: Database,
     name: str,
@@ -276,7 +287,7 @@ def create_study(
         raise InputError(f"repeats={settings.repeats} exceeds the regular pairs shown to a participant")
     names = sorted({n for p in specs for n in (p.image_a, p.image_b)})
     sizes = _image_sizes(image_dir, names)
-    with db.sessionmaker() as session, session.begin():
+    with db.write_lock(), db.sessionmaker() as session, session.begin():
         if session.scalar(select(Study.id).where(Study.name == name)) is not None:
             raise StudyExistsError(f"a study named {name!r} already exists in this database")
         study = Study(
@@ -370,7 +381,7 @@ def start_session(
         raise InvalidVoteError("observer must be 1 to 200 characters")
     token = secrets.token_urlsafe(32)
     seed = secrets.randbits(31) if seed is None else int(seed)
-    with db.sessionmaker() as session, session.begin():
+    with db.write_lock(), db.sessionmaker() as session, session.begin():
         study = get_study(session, name)
         rows = session.execute(select(Pair.id, Pair.gold).where(Pair.study_id == study.id).order_by(Pair.id))
         regular, gold = [], []
@@ -475,8 +486,8 @@ def next_trial(db: Database, name: str, token: object) -> TrialView | None:
 
     In the planned order; with an ``active`` study, a regular trial is replaced by the session's remaining
     regular trial whose method pair has the largest current Thurstone difference variance."""
+    study = cached_study(db, name)
     with db.sessionmaker() as session:
-        study = get_study(session, name)
         record = _session_of(session, study, token)
         pending = (
             select(Trial, Pair)
@@ -546,8 +557,8 @@ def record_votes(db: Database, name: str, votes: Sequence[VoteIn]) -> int:
     (:class:`DuplicateVoteError`), even from concurrent requests. Nothing is stored unless all are valid.
     When this returns, the votes are committed."""
     checked = [(_check_vote(v), v.token) for v in votes]
+    study = cached_study(db, name)
     with db.sessionmaker() as session:
-        study = get_study(session, name)
         sessions: dict[object, StudySession] = {}
         for _, token in checked:
             if token not in sessions:
@@ -560,8 +571,9 @@ def record_votes(db: Database, name: str, votes: Sequence[VoteIn]) -> int:
                 raise ForbiddenTokenError(f"trial {trial_id} is not a trial of this participant's session")
             rows.append({"trial_id": trial_id, "choice": choice, "response_ms": ms})
         try:
-            session.execute(Vote.__table__.insert(), [r | {"created_at": utcnow()} for r in rows])
-            session.commit()
+            with db.write_lock():
+                session.execute(Vote.__table__.insert(), [r | {"created_at": utcnow()} for r in rows])
+                session.commit()
         except IntegrityError:
             session.rollback()
             raise DuplicateVoteError("this trial has already been answered") from None

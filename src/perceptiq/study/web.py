@@ -38,6 +38,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
+from starlette.datastructures import MutableHeaders
 
 from perceptiq.study.db import Database
 from perceptiq.study.models import Image
@@ -47,6 +48,7 @@ from perceptiq.study.service import (
     StudyNotFoundError,
     UnknownTokenError,
     VoteIn,
+    cached_study,
     get_study,
     next_trial,
     record_votes,
@@ -95,6 +97,27 @@ class _Buckets:
             return (1.0 - tokens) / self.limit.rate
 
 
+class _SecurityHeaders:
+    """Pure ASGI middleware adding :data:`_SECURITY_HEADERS` to every response (unless already set)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for key, value in _SECURITY_HEADERS.items():
+                    headers.setdefault(key, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
@@ -134,12 +157,7 @@ def create_app(
     per_client = _Buckets(session_rate_limit or RateLimit(rate=5.0, burst=300))
     app.mount("/static", StaticFiles(directory=str(_PACKAGE / "static")), name="static")
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next):  # noqa: ANN001, ANN202
-        response = await call_next(request)
-        for key, value in _SECURITY_HEADERS.items():
-            response.headers.setdefault(key, value)
-        return response
+    app.add_middleware(_SecurityHeaders)
 
     @app.exception_handler(StudyError)
     async def study_error(_request: Request, err: StudyError) -> JSONResponse:
@@ -295,13 +313,13 @@ def create_app(
     @app.get("/api/studies/{name}/images/{image_id}")
     def image(name: str, image_id: int) -> Response:
         check_name(name)
+        study = cached_study(db, name)
         with db.sessionmaker() as session:
-            study = get_study(session, name)
             row = session.scalar(select(Image).where(Image.id == image_id, Image.study_id == study.id))
-            if row is None:
-                return _error(404, "no such image in this study")
-            root = Path(study.image_dir).resolve()
-            path = (root / row.name).resolve()
+        if row is None:
+            return _error(404, "no such image in this study")
+        root = Path(study.image_dir).resolve()
+        path = (root / row.name).resolve()
         if not path.is_relative_to(root) or not path.is_file():
             return _error(404, "image file missing")
         return FileResponse(path, headers={"Cache-Control": "private, max-age=3600"})
