@@ -265,3 +265,19 @@ def test_pages_resume_from_the_cookie(env):
     assert f'data-token="{token}"' in resumed.text
     assert client.get("/s/demo/trial", params={"token": "forged"}).status_code == 401
     assert client.get("/s/nosuch").status_code == 404
+
+
+def test_reads_the_pair_list_of_perceptiq_mad(tmp_path, monkeypatch):
+    make_images(tmp_path)
+    monkeypatch.chdir(tmp_path)  # perceptiq mad writes the paths it was given: here relative to the cwd
+    mad = tmp_path / "mad.csv"
+    mad.write_text(
+        "pair_id,method_a,method_b,input,path_a,path_b,d1,d2_mean,objective,rank_in_pair\n"
+        "0,A,B,x0,img/x0_A.png,img/x0_B.png,0.5,,0.5,0\n"
+        f"0,A,B,x1,{tmp_path / 'img' / 'x1_A.png'},{tmp_path / 'img' / 'x1_B.png'},0.4,0.1,0.41,1\n"
+    )
+    specs = read_pairs(mad, "img")
+    assert [(p.image_a, p.image_b, p.method_a, p.method_b) for p in specs] == [
+        ("x0_A.png", "x0_B.png", "A", "B"),
+        ("x1_A.png", "x1_B.png", "A", "B"),
+    ]
