@@ -91,7 +91,8 @@ def item_order(names: np.ndarray) -> tuple[str, ...]:
 
 
 def method_of_images(image_names: pd.Series, column: str, path: str | Path) -> np.ndarray:
-    """The method of each image file name, the part after the last ``_`` (``01450_BSRGAN.png`` -> ``BSRGAN``)."""
+    """The method of each image file name: the part after the last ``_`` (``01450_BSRGAN.png`` ->
+    ``BSRGAN``)."""
     stems = image_names.str.strip().str.rsplit(".", n=1).str[0]
     parts = stems.str.rsplit("_", n=1)
     bad = parts.str.len() < 2
