@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from PIL import Image as PILImage
 from scipy.stats import norm
 from sqlalchemy import create_engine, inspect, select
 from typer.testing import CliRunner
@@ -43,7 +44,7 @@ def _answer(db, name, token, prefer):
 
 
 def _method(image):
-    return "gold" if image.startswith("gold") else image.split("_")[1][0]
+    return "gold" if image.startswith("gold") or image.endswith("_blurred.png") else image.split("_")[1][0]
 
 
 def _consistent(left, right):
@@ -290,3 +291,25 @@ def test_active_study_serves_the_most_uncertain_pair(tmp_path):
     shown = {_method(names[second.left_id]), _method(names[second.right_id])}
     assert shown != first  # the other input's copy of the pair just voted on is the least uncertain
     db.close()
+
+
+def test_generated_gold_pairs(tmp_path):
+    pairs = make_images(tmp_path, inputs=2, size=(40, 30))
+    db = str(tmp_path / "s.db")
+    argv = ["study", "create", "g", "--pairs", str(pairs), "--images", str(tmp_path / "img"), "--db", db]
+    assert main([*argv, "--gold", "2"]) == 0
+    blurred = sorted((tmp_path / "img" / "perceptiq_gold").glob("*_blurred.png"))
+    assert len(blurred) == 2
+    original = tmp_path / "img" / blurred[0].name.replace("_blurred.png", ".png")
+    a = np.asarray(PILImage.open(original), dtype=float)
+    b = np.asarray(PILImage.open(blurred[0]), dtype=float)
+    assert a.shape == b.shape
+    assert np.abs(np.diff(b, axis=1)).mean() < 0.3 * np.abs(np.diff(a, axis=1)).mean()  # far smoother
+    database = open_database(db)
+    _answer(database, "g", start_session(database, "g", observer="careful")[0], _consistent)
+    _answer(database, "g", start_session(database, "g", observer="careless")[0], _reverse)
+    checks = study_results(database, "g").checks.set_index("observer")
+    assert checks.loc["careful", "gold_trials"] == 2
+    assert not checks.loc["careful", "flagged"]
+    assert checks.loc["careless", "reason"] == "failed 2 of 2 gold pairs"
+    database.close()

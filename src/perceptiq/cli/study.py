@@ -81,6 +81,14 @@ def create(
     min_repeat_agreement: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Flag participants agreeing with themselves less often.")
     ] = 0.5,
+    gold: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Add N gold pairs: a study image beside a strongly blurred copy (written to "
+            "IMAGES/perceptiq_gold/); every participant sees them all.",
+        ),
+    ] = 0,
     instructions: Annotated[str, typer.Option(help="Extra text for the consent page.")] = "",
 ) -> None:
     """Create a study: check every image (sizes recorded) and store the pairs in the database."""
@@ -96,7 +104,7 @@ def create(
         instructions=instructions,
     )
     database = open_database(db)
-    summary = create_study(database, name, pairs, images, settings)
+    summary = create_study(database, name, pairs, images, settings, gold_pairs=gold)
     console.print(
         f"study {name!r} created in {database.url}: {summary['pairs']} pairs of {len(summary['methods'])} "
         f"methods, {summary['gold_pairs']} gold pairs, {summary['images']} images checked",

@@ -46,6 +46,7 @@ __all__ = [
     "create_study",
     "get_study",
     "hash_token",
+    "make_gold_pairs",
     "next_trial",
     "plan_session",
     "read_pairs",
@@ -271,11 +272,14 @@ def create_study(
     pairs: Sequence[PairSpec] | str | Path,
     image_dir: str | Path,
     settings: StudySettings | None = None,
+    *,
+    gold_pairs: int = 0,
 ) -> dict[str, object]:
     """Create study ``name`` from pairs (a pairs file or :class:`PairSpec` rows) of images in ``image_dir``.
 
     Every image is opened (header only) and its displayed size recorded; an unreadable one stops the
-    creation with an error naming it. Returns a summary (counts of pairs, gold pairs, images, methods)."""
+    creation with an error naming it. ``gold_pairs`` adds that many gold pairs made by
+    :func:`make_gold_pairs`. Returns a summary (counts of pairs, gold pairs, images, methods)."""
     settings = settings or StudySettings()
     _check_name(name)
     image_dir = Path(image_dir)
@@ -283,6 +287,9 @@ def create_study(
     if not specs:
         raise InputError("a study needs at least one pair")
     regular = [p for p in specs if p.gold is None]
+    if gold_pairs:
+        sources = sorted({n for p in regular for n in (p.image_a, p.image_b)})
+        specs += make_gold_pairs(image_dir, sources, gold_pairs)
     if settings.repeats > (settings.pairs_per_session or len(regular)):
         raise InputError(f"repeats={settings.repeats} exceeds the regular pairs shown to a participant")
     names = sorted({n for p in specs for n in (p.image_a, p.image_b)})
@@ -324,6 +331,39 @@ def create_study(
         "methods": methods,
         "image_dir": str(image_dir.resolve()),
     }
+
+
+GOLD_FOLDER = "perceptiq_gold"
+GOLD_BLUR_FRACTION = 0.02
+
+
+def make_gold_pairs(image_dir: str | Path, names: Sequence[str], n: int, *, seed: int = 0) -> list[PairSpec]:
+    """``n`` gold pairs: an image of the study beside a copy blurred with a Gaussian of radius 2% of its
+    larger side (at least 3 pixels), an obvious defect (P.910's trapping questions; ITU-T P.910, 2022).
+
+    The copies are written to ``image_dir/perceptiq_gold/`` (PNG); the original is the right answer."""
+    from PIL import Image as PILImage
+    from PIL import ImageFilter
+
+    image_dir = Path(image_dir)
+    if n < 0 or n > len(names):
+        raise InputError(
+            f"gold pairs: {n} requested, but the study has {len(names)} images to make them from"
+        )
+    rng = np.random.default_rng(seed)
+    out = image_dir / GOLD_FOLDER
+    specs = []
+    for name in sorted(rng.choice(np.asarray(sorted(names)), size=n, replace=False).tolist()):
+        target = f"{GOLD_FOLDER}/{Path(name).with_suffix('').as_posix().replace('/', '__')}_blurred.png"
+        try:
+            out.mkdir(exist_ok=True)
+            with PILImage.open(image_dir / name) as img:
+                radius = max(3.0, GOLD_BLUR_FRACTION * max(img.size))
+                img.convert("RGB").filter(ImageFilter.GaussianBlur(radius)).save(image_dir / target)
+        except OSError as err:
+            raise DataFileError(image_dir / name, f"cannot make its gold copy ({err})") from None
+        specs.append(PairSpec(name, target, "original", "blurred", "gold", "a"))
+    return specs
 
 
 @dataclass(frozen=True)
