@@ -5,7 +5,9 @@ Two runs, each against a fresh SQLite study database and a ``perceptiq study ser
 
 * ``steady``: ``--participants`` simulated participants (asyncio tasks sharing one httpx client) start a
   session each and answer ``--votes`` trials as fast as the server lets them (GET next, POST vote).
-  Reported: acknowledged votes per second, p50/p99 latency of the vote POST (201 = committed) and of GET next.
+  Reported: acknowledged votes per second, p50/p99 latency of the vote POST (201 = committed) and of GET next
+  as the participants see it, and inside the server (its ``Server-Timing`` header: the rest is queueing in
+  the server's event loop and the clients' own, which share the machine's CPUs).
 * ``crash``: the same, but the server is SIGKILLed once ``--kill-after`` of the votes are acknowledged and
   restarted on the same database; participants retry until it answers and resume with their token. A vote
   whose response was lost in the crash is re-posted: 201 if it never reached the database, 409 if it did.
@@ -106,8 +108,15 @@ class Tally:
     confirmed: list[tuple[int, str]] = field(default_factory=list)  # re-posted after a lost answer: 409
     vote_ms: list[float] = field(default_factory=list)
     next_ms: list[float] = field(default_factory=list)
+    vote_server_ms: list[float] = field(default_factory=list)  # Server-Timing: inside the server
+    next_server_ms: list[float] = field(default_factory=list)
     errors: Counter = field(default_factory=Counter)
     rate_limited: int = 0
+
+
+def _server_ms(response: httpx.Response) -> float:
+    """The server's own processing time (its ``Server-Timing: app;dur=MS`` header)."""
+    return float(response.headers.get("server-timing", "app;dur=nan").split("dur=")[1])
 
 
 async def _request(client: httpx.AsyncClient, tally: Tally, deadline: float, method: str, url: str, **kw):
@@ -141,6 +150,7 @@ async def _participant(client, tally: Tally, deadline: float, rng: np.random.Gen
             return
         response, ms = got
         tally.next_ms.append(ms)
+        tally.next_server_ms.append(_server_ms(response))
         trial = response.json()["trial_id"]
         choice = "left" if rng.random() < 0.5 else "right"
         lost = False
@@ -165,6 +175,7 @@ async def _participant(client, tally: Tally, deadline: float, rng: np.random.Gen
         if response.status_code == 201:
             tally.acked.append((trial, choice))
             tally.vote_ms.append((time.perf_counter() - start) * 1000)
+            tally.vote_server_ms.append(_server_ms(response))
         elif response.status_code == 409 and lost:
             tally.confirmed.append((trial, choice))
         else:
@@ -244,6 +255,10 @@ def run(args: argparse.Namespace, crash: bool) -> dict[str, Any]:
         "vote_p99_ms": _pct(tally.vote_ms, 99),
         "next_p50_ms": _pct(tally.next_ms, 50),
         "next_p99_ms": _pct(tally.next_ms, 99),
+        "server_vote_p50_ms": _pct(tally.vote_server_ms, 50),
+        "server_vote_p99_ms": _pct(tally.vote_server_ms, 99),
+        "server_next_p50_ms": _pct(tally.next_server_ms, 50),
+        "server_next_p99_ms": _pct(tally.next_server_ms, 99),
         "rate_limited": tally.rate_limited,
         "client_errors": dict(tally.errors),
         **report,
@@ -262,6 +277,9 @@ def _print(rows: list[dict[str, Any]]) -> None:
               f"{r['next_p50_ms']:>7.1f}ms "
               f"{r['next_p99_ms']:>7.1f}ms {str(r['every_acknowledged_vote_stored_once']):>11} "
               f"{r['duplicate_votes']:>5} {r['stored_but_never_acknowledged']:>7}")  # fmt: skip
+        print(f"        inside the server: vote p50 {r['server_vote_p50_ms']:.1f} ms, p99 "
+              f"{r['server_vote_p99_ms']:.1f} ms; next p50 {r['server_next_p50_ms']:.1f} ms, p99 "
+              f"{r['server_next_p99_ms']:.1f} ms")  # fmt: skip
         if r["run"] == "crash":
             print(f"        killed after {r['killed_after_acked']} acknowledged votes, restarted in "
                   f"{r['restart_seconds']:.1f} s; {r['confirmed_by_409_after_lost_answer']} lost answers "
