@@ -313,3 +313,16 @@ def test_generated_gold_pairs(tmp_path):
     assert not checks.loc["careful", "flagged"]
     assert checks.loc["careless", "reason"] == "failed 2 of 2 gold pairs"
     database.close()
+
+
+def test_results_and_export_before_any_vote(tmp_path):
+    pairs = make_images(tmp_path, inputs=1)
+    db = open_database(tmp_path / "s.db")
+    create_study(db, "empty", pairs, tmp_path / "img")
+    result = study_results(db, "empty")
+    assert result.ranking is None
+    assert result.ranking_error == "no votes on regular pairs yet"
+    np.testing.assert_array_equal(result.counts, np.zeros((3, 3)))
+    assert export_votes(db, "empty", tmp_path / "v.csv") == 0
+    assert list(pd.read_csv(tmp_path / "v.csv").columns)[:3] == ["observer", "session", "trial"]
+    db.close()

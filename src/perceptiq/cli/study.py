@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from perceptiq.cli._app import app
-from perceptiq.cli._common import console, fmt, handle_errors, print_json
+from perceptiq.cli._common import console, err_console, fmt, handle_errors, print_json
 from perceptiq.errors import InputError
 
 __all__ = ["study_app"]
@@ -147,6 +147,12 @@ def serve(
         token = secrets.token_urlsafe(24)
         console.print(f"admin token (shown once): {token}", soft_wrap=True)
     database = open_database(db)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err_console.print(
+            f"warning: listening on {host}: tokens and votes travel unencrypted unless an HTTPS proxy is in "
+            "front",
+            soft_wrap=True,
+        )
     console.print(
         f"serving {database.url} on http://{host}:{port}/s/STUDY_NAME (Ctrl-C stops)", soft_wrap=True
     )
