@@ -140,6 +140,16 @@ def test_keyboard_study_and_export(server, browser):
         "return [[r.width, r.height], window.devicePixelRatio];"
     )
     assert [v * ratio for v in shown] == pytest.approx([64, 48])
+    transforms = browser.execute_script(
+        "const v = document.getElementById('view-left');"
+        "v.dispatchEvent(new WheelEvent('wheel', {deltaY: -100, clientX: 50, clientY: 50, bubbles: true}));"
+        "return [document.getElementById('img-left').style.transform,"
+        " document.getElementById('img-right').style.transform];"
+    )
+    assert "scale(1.25)" in transforms[0]
+    assert transforms[0] == transforms[1]  # zoom is synchronised
+    ActionChains(browser).send_keys("0").perform()
+    assert "scale(1)" in browser.execute_script("return document.getElementById('img-right').style.transform")
     ActionChains(browser).send_keys("f").perform()  # flicker on and off
     assert "flicker" in body_class()
     ActionChains(browser).send_keys("f").perform()

@@ -145,6 +145,14 @@ def _cookie_name(name: str) -> str:
     return f"perceptiq_{name}"
 
 
+def _set_token_cookie(response: Response, request: Request, name: str, token: str) -> None:
+    """The participant's token for resuming: HttpOnly, SameSite=Strict, Secure when served over HTTPS."""
+    response.set_cookie(
+        _cookie_name(name), token, httponly=True, samesite="strict", max_age=30 * 86400,
+        secure=request.url.scheme == "https",
+    )  # fmt: skip
+
+
 def create_app(
     db: Database,
     *,
@@ -255,7 +263,7 @@ def create_app(
         if view is None:
             return RedirectResponse(f"/s/{name}/done", status_code=303)
         response = page("trial.html", token=token, **context)
-        response.set_cookie(_cookie_name(name), token, httponly=True, samesite="strict", max_age=30 * 86400)
+        _set_token_cookie(response, request, name, token)
         return response
 
     @app.get("/s/{name}/done", response_class=HTMLResponse)
@@ -283,7 +291,7 @@ def create_app(
         token, _ = start_session(db, name, observer=observer)
         resume = f"/s/{name}/trial?token={token}"
         response = JSONResponse({"token": token, "resume_url": resume}, status_code=201)
-        response.set_cookie(_cookie_name(name), token, httponly=True, samesite="strict", max_age=30 * 86400)
+        _set_token_cookie(response, request, name, token)
         return response
 
     @app.get("/api/studies/{name}/next")
