@@ -13,6 +13,7 @@ MODULES = [
     "perceptiq.evaluation.stats",
     "perceptiq.evaluation.protocols",
     "perceptiq.ranking.paired",
+    "perceptiq.ranking.active",
 ]
 
 

@@ -34,6 +34,8 @@ def _loaded(*argv: str) -> tuple[int, set[str]]:
 
 
 HELP_COMMANDS = [[], ["score"], ["evaluate"], ["rank"], ["metrics"], ["models"], ["train"], ["mad"]]
+HELP_COMMANDS += [["study"]]
+HELP_COMMANDS += [["study", c] for c in ("create", "serve", "export", "results")]
 
 
 @pytest.mark.parametrize("argv", [[*command, "--help"] for command in HELP_COMMANDS])
@@ -58,3 +60,13 @@ def test_rank_runs_without_torch():
     assert code == 0
     assert "torch" not in loaded
     assert "scipy" in loaded
+
+
+def test_study_help_loads_no_web_stack():
+    probe = (
+        "import contextlib, io, sys\nfrom perceptiq.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n    main(['study', 'serve', '--help'])\n"
+        "print(sorted(m for m in ('fastapi', 'sqlalchemy', 'alembic', 'uvicorn') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"

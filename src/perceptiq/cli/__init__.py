@@ -8,6 +8,7 @@ from perceptiq.cli import mad as _mad  # noqa: F401  (registers mad)
 from perceptiq.cli import models as _models  # noqa: F401  (registers models)
 from perceptiq.cli import rank as _rank  # noqa: F401  (registers rank)
 from perceptiq.cli import score as _score  # noqa: F401  (registers score/metrics/samples)
+from perceptiq.cli import study as _study  # noqa: F401  (registers study create/serve/export/results)
 from perceptiq.cli import train as _train  # noqa: F401  (registers train)
 from perceptiq.cli._app import app
 

@@ -21,7 +21,6 @@ if TYPE_CHECKING:  # the solvers import scipy; loaded only when a ranking runs (
 __all__ = ["rank"]
 
 _MODEL_NAMES = {"thurstone": "Thurstone Case V", "bt": "Bradley-Terry"}
-_MAX_LABELLED = 40  # beyond this many items the plot shows points by rank instead of labelled bars
 
 
 class ModelChoice(StrEnum):
@@ -60,32 +59,6 @@ def _print_stability(stability: StabilityResult) -> None:
     for k, value in zip(stability.ks, stability.srcc, strict=True):
         table.add_row(str(k), fmt(float(value)))
     console.print(table)
-
-
-def _plot(result: PairedComparisonResult, path: Path) -> None:
-    """Scores best first with interval error bars, as in Chen et al., Learning from Model Rankings, 2025,
-    Fig. 5."""
-    from matplotlib.figure import Figure
-
-    order = result.ranking
-    scores = result.scores[order]
-    errors = [scores - result.ci_low[order], result.ci_high[order] - scores]
-    fig = Figure(figsize=(min(12.0, max(4.0, 0.55 * len(order) + 1.5)), 4.0), layout="constrained")
-    ax = fig.add_subplot()
-    x = range(1, len(order) + 1)
-    if len(order) <= _MAX_LABELLED:
-        ax.bar(x, scores, yerr=errors, capsize=3, color="tab:blue", ecolor="black")
-        ax.set_xticks(x, [result.items[i] for i in order], rotation=45, ha="right")
-    else:
-        ax.errorbar(x, scores, yerr=errors, fmt=".", markersize=2, elinewidth=0.5, color="tab:blue")
-        ax.set_xlabel("rank")
-    ax.axhline(0.0, color="grey", linewidth=0.8)
-    ax.set_ylabel(f"{_MODEL_NAMES[result.model]} score")
-    ax.set_title(f"Global ranking ({100 * result.level:g}% CI, {result.ci_method})")
-    try:
-        fig.savefig(path, dpi=150)
-    except OSError as err:
-        raise DataFileError(path, f"cannot write plot ({err.strerror or err})") from None
 
 
 VotesArg = Annotated[
@@ -151,7 +124,9 @@ def rank(
     except PerceptiqError as err:
         raise DataFileError(votes, str(err)) from None
     if plot is not None:
-        _plot(result, plot)
+        from perceptiq.evaluation.report import ranking_plot
+
+        ranking_plot(result, plot)
     if as_json:
         payload = result.to_dict() | {"votes": str(votes), "layout": table.layout}
         if stab is not None:

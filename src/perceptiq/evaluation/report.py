@@ -13,15 +13,24 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from perceptiq.errors import FitWarning
+from perceptiq.errors import DataFileError, FitWarning
 from perceptiq.evaluation.bootstrap import iter_resample_counts
 from perceptiq.evaluation.fitting import FittedMapping, fit_mapping_or_fallback, mapped_predictions_batch
 from perceptiq.evaluation.protocols import EvaluationResult, PairData
 
-__all__ = ["write_json", "plotted_curve", "curve_band", "scatter_plot", "pair_plot", "write_report"]
+if TYPE_CHECKING:
+    from perceptiq.ranking.paired import PairedComparisonResult
+
+__all__ = [
+    "write_json", "plotted_curve", "curve_band", "scatter_plot", "pair_plot", "ranking_plot", "write_report",
+]  # fmt: skip
+
+_MODEL_NAMES = {"thurstone": "Thurstone Case V", "bt": "Bradley-Terry"}
+_MAX_LABELLED = 40  # beyond this many items the ranking plot shows points by rank instead of labelled bars
 
 
 def write_json(payload: dict[str, object], path: str | Path) -> Path:
@@ -154,6 +163,33 @@ def pair_plot(data: PairData, result: EvaluationResult, path: str | Path) -> Pat
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     return _save(fig, path)
+
+
+def ranking_plot(result: PairedComparisonResult, path: str | Path) -> Path:
+    """Scores best first with interval error bars, as in Chen et al., Learning from Model Rankings, 2025,
+    Fig. 5."""
+    from matplotlib.figure import Figure
+
+    order = result.ranking
+    scores = result.scores[order]
+    errors = [scores - result.ci_low[order], result.ci_high[order] - scores]
+    fig = Figure(figsize=(min(12.0, max(4.0, 0.55 * len(order) + 1.5)), 4.0), layout="constrained")
+    ax = fig.add_subplot()
+    x = range(1, len(order) + 1)
+    if len(order) <= _MAX_LABELLED:
+        ax.bar(x, scores, yerr=errors, capsize=3, color="tab:blue", ecolor="black")
+        ax.set_xticks(x, [result.items[i] for i in order], rotation=45, ha="right")
+    else:
+        ax.errorbar(x, scores, yerr=errors, fmt=".", markersize=2, elinewidth=0.5, color="tab:blue")
+        ax.set_xlabel("rank")
+    ax.axhline(0.0, color="grey", linewidth=0.8)
+    ax.set_ylabel(f"{_MODEL_NAMES[result.model]} score")
+    ax.set_title(f"Global ranking ({100 * result.level:g}% CI, {result.ci_method})")
+    try:
+        fig.savefig(path, dpi=150)
+    except OSError as err:
+        raise DataFileError(path, f"cannot write plot ({err.strerror or err})") from None
+    return Path(path)
 
 
 def write_report(

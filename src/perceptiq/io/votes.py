@@ -24,7 +24,7 @@ from perceptiq.errors import DataFileError
 from perceptiq.io.tables import read_table
 from perceptiq.ranking.paired import counts_from_pairs
 
-__all__ = ["VoteTable", "read_votes"]
+__all__ = ["VoteTable", "item_order", "method_of_images", "read_votes"]
 
 _REALSR = ("sr_pair_names", "name1_column", "name2_column", "score1_column", "score2_column")
 _COUNTS = ("first", "second", "count_first", "count_second")
@@ -82,14 +82,17 @@ def _whole(values: np.ndarray, what: str, path: Path) -> np.ndarray:
     return np.rint(values).astype(np.int64)
 
 
-def _item_order(names: np.ndarray) -> tuple[str, ...]:
+def item_order(names: np.ndarray) -> tuple[str, ...]:
+    """Distinct item names sorted (numerically when every name is an integer): the order of ``items``."""
     unique = sorted(set(names.tolist()))
     if all(u.lstrip("-").isdigit() for u in unique):
         unique.sort(key=int)
     return tuple(unique)
 
 
-def _method(image_names: pd.Series, column: str, path: Path) -> np.ndarray:
+def method_of_images(image_names: pd.Series, column: str, path: str | Path) -> np.ndarray:
+    """The method of each image file name: the part after the last ``_`` (``01450_BSRGAN.png`` ->
+    ``BSRGAN``)."""
     stems = image_names.str.strip().str.rsplit(".", n=1).str[0]
     parts = stems.str.rsplit("_", n=1)
     bad = parts.str.len() < 2
@@ -109,8 +112,8 @@ def _realsr(frame: pd.DataFrame, path: Path, raters: int | None) -> tuple[np.nda
         )
     frame = frame[frame["sr_pair_names"].str.strip().str.lower() != "average"]
     m1, m2 = (
-        _method(frame["name1_column"], "name1_column", path),
-        _method(frame["name2_column"], "name2_column", path),
+        method_of_images(frame["name1_column"], "name1_column", path),
+        method_of_images(frame["name2_column"], "name2_column", path),
     )
     c1 = _whole(_numbers(frame, "score1_column", path) * raters, f"score1_column x {raters} raters", path)
     c2 = _whole(_numbers(frame, "score2_column", path) * raters, f"score2_column x {raters} raters", path)
@@ -169,7 +172,7 @@ def read_votes(path: str | Path, *, raters: int | None = None) -> VoteTable:
     if same.any():
         row = int(np.flatnonzero(same)[0])
         raise DataFileError(path, f"line {row + 2}: item {str(first[row])!r} is compared with itself")
-    items = _item_order(np.concatenate([first, second]))
+    items = item_order(np.concatenate([first, second]))
     index = pd.Index(items)
     return VoteTable(
         path=str(path),

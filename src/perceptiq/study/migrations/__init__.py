@@ -1,0 +1,1 @@
+"""Alembic migrations of the study database, run by :func:`perceptiq.study.db.open_database`."""
