@@ -12,8 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from perceptiq.errors import DataFileError
+from perceptiq.study.creation import create_study, read_pairs
 from perceptiq.study.db import open_database
-from perceptiq.study.service import StudySettings, create_study, plan_session, read_pairs
+from perceptiq.study.service import StudySettings
+from perceptiq.study.sessions import plan_session
 from perceptiq.study.web import RateLimit, create_app
 from study_helpers import make_images
 

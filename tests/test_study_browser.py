@@ -14,8 +14,9 @@ import httpx
 import pandas as pd
 import pytest
 
+from perceptiq.study.creation import create_study
 from perceptiq.study.db import open_database
-from perceptiq.study.service import StudySettings, create_study
+from perceptiq.study.service import StudySettings
 from perceptiq.study.web import create_app
 from study_helpers import make_images
 

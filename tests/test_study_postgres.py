@@ -16,10 +16,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from fastapi.testclient import TestClient
 
+from perceptiq.study.creation import create_study
 from perceptiq.study.db import open_database
 from perceptiq.study.models import Base
 from perceptiq.study.results import study_results
-from perceptiq.study.service import StudySettings, create_study
+from perceptiq.study.service import StudySettings
 from perceptiq.study.web import create_app
 from study_helpers import make_images
 

@@ -16,9 +16,10 @@ from sqlalchemy import select
 
 from conftest import shared_data
 from perceptiq.cli import main
+from perceptiq.study.creation import create_study
 from perceptiq.study.db import open_database
 from perceptiq.study.models import Image, Pair, Trial
-from perceptiq.study.service import VoteIn, create_study, record_votes, start_session
+from perceptiq.study.sessions import VoteIn, record_votes, start_session
 
 RATERS = 23
 

@@ -18,17 +18,12 @@ from typer.testing import CliRunner
 
 from perceptiq.cli import app, main
 from perceptiq.ranking.active import difference_variances
+from perceptiq.study.creation import create_study
 from perceptiq.study.db import open_database
 from perceptiq.study.models import Base, Image
 from perceptiq.study.results import export_votes, study_results
-from perceptiq.study.service import (
-    StudySettings,
-    VoteIn,
-    create_study,
-    next_trial,
-    record_votes,
-    start_session,
-)
+from perceptiq.study.service import StudySettings
+from perceptiq.study.sessions import VoteIn, next_trial, record_votes, start_session
 from study_helpers import make_images
 
 RANK = {"A": 0, "B": 1, "C": 2}  # the consistent observers prefer A > B > C
@@ -284,9 +279,7 @@ def test_active_study_serves_the_most_uncertain_pair(tmp_path):
     view = next_trial(db, "act", token)  # no votes: every difference is equally uncertain
     record_votes(db, "act", [VoteIn(token, view.trial_id, "left")])
     first = {_method(names[view.left_id]), _method(names[view.right_id])}
-    from perceptiq.study import service
-
-    service._ACTIVE.entries.clear()  # forget the cached variances computed before the vote
+    db.variance_cache.clear()  # forget the cached variances computed before the vote
     second = next_trial(db, "act", token)
     shown = {_method(names[second.left_id]), _method(names[second.right_id])}
     assert shown != first  # the other input's copy of the pair just voted on is the least uncertain

@@ -92,8 +92,9 @@ def create(
     instructions: Annotated[str, typer.Option(help="Extra text for the consent page.")] = "",
 ) -> None:
     """Create a study: check every image (sizes recorded) and store the pairs in the database."""
+    from perceptiq.study.creation import create_study
     from perceptiq.study.db import open_database
-    from perceptiq.study.service import StudySettings, create_study
+    from perceptiq.study.service import StudySettings
 
     settings = StudySettings(
         pairs_per_session=pairs_per_session,

@@ -91,6 +91,8 @@ class Database:
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
         self._lock = threading.Lock() if self.is_sqlite else None
         self.study_cache: dict[str, object] = {}  # studies never change once created
+        self.variance_cache: dict[int, tuple[float, dict[tuple[str, str], float]]] = {}  # active studies
+        self.cache_lock = threading.Lock()
 
     def write_lock(self) -> contextlib.AbstractContextManager[object]:
         """Hold while writing (see the class docstring)."""

@@ -50,13 +50,10 @@ from perceptiq.study.service import (
     StudyError,
     StudyNotFoundError,
     UnknownTokenError,
-    VoteIn,
     cached_study,
     get_study,
-    next_trial,
-    record_votes,
-    start_session,
 )
+from perceptiq.study.sessions import VoteIn, next_trial, record_votes, start_session
 
 __all__ = ["RateLimit", "create_app", "serve"]
 
