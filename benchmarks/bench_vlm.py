@@ -54,6 +54,7 @@ def _levels_rows(ckpt: str, images: torch.Tensor, device: str, repeat: int) -> l
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from perceptiq.models import create_model
+    from perceptiq.models.vlm_levels import chat_text
 
     model = create_model("vlm_levels", checkpoint=ckpt).to(device).eval()
     x = images.to(device)
@@ -64,8 +65,8 @@ def _levels_rows(ckpt: str, images: torch.Tensor, device: str, repeat: int) -> l
 
     processor = AutoProcessor.from_pretrained(ckpt, local_files_only=True)
     vlm = AutoModelForImageTextToText.from_pretrained(ckpt, local_files_only=True).to(device).eval()
-    text = model._text(model.config.prompt, model.config.answer_prefix)
-    ids = model._word_ids(model.config.level_words, model.config.answer_prefix)
+    text = chat_text(model.processor, model.config.prompt, model.config.answer_prefix)
+    ids = model.answer_token_ids(model.config.level_words, model.config.answer_prefix)
 
     def peer() -> None:
         with torch.no_grad():

@@ -215,7 +215,8 @@ class VLMLevelsModel(ChatVLMModel):
         self.score_range = (0.0, 1.0) if config.weighting == "qalign" else (1.0, 5.0)
 
     # -- tokens -----------------------------------------------------------------------------------
-    def _word_ids(self, words: tuple[str, ...] | list[str], prefix: str) -> list[int]:
+    def answer_token_ids(self, words: tuple[str, ...] | list[str], prefix: str) -> list[int]:
+        """The token id each answer word starts with after ``prefix`` (see the module docstring)."""
         spaced = bool(prefix) and not prefix[-1].isspace()
         ids = []
         for word in words:
@@ -249,7 +250,7 @@ class VLMLevelsModel(ChatVLMModel):
             question = [cfg.alignment_prompt.replace("{prompt}", p) for p in prompts]
             prefix = cfg.alignment_answer_prefix
         texts = [self._text(q, prefix) for q in question]
-        logits = self._answer_logits(images, texts, self._word_ids(cfg.level_words, prefix))
+        logits = self._answer_logits(images, texts, self.answer_token_ids(cfg.level_words, prefix))
         return level_probs_from_logits(logits)
 
     def element_probabilities(self, images: torch.Tensor, elements: list[list[str]]) -> list[torch.Tensor]:
@@ -263,7 +264,7 @@ class VLMLevelsModel(ChatVLMModel):
             for keys in elements
             for key in keys
         ]
-        ids = self._word_ids([cfg.yes_word, cfg.no_word], cfg.element_answer_prefix)
+        ids = self.answer_token_ids([cfg.yes_word, cfg.no_word], cfg.element_answer_prefix)
         logits = self._answer_logits(images[torch.tensor(owners, device=images.device)], texts, ids)
         p_yes = torch.softmax(logits, dim=-1)[:, 0]
         return list(torch.split(p_yes, [len(k) for k in elements]))

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from perceptiq.errors import InputError
 from perceptiq.functional.levels import mos_to_level_index
 from perceptiq.losses.distribution import deqa_soft_label, kl_divergence_loss
+from perceptiq.models.vlm_levels import chat_text
 from perceptiq.training.config import TrainConfig
 from perceptiq.training.vlm_common import (
     finish_run,
@@ -100,10 +101,10 @@ class LevelAnswerCollator:
                 f"{prefix!r}), so the trained model is scored where it was trained"
             )
         self.processor, self.tokenizer = model.processor, model.tokenizer
-        self.prompt = model._text(cfg.prompt, "")
+        self.prompt = chat_text(model.processor, cfg.prompt)
         self.prefix = prefix
         self.words = list(cfg.level_words)
-        self.level_ids = model._word_ids(cfg.level_words, cfg.answer_prefix)
+        self.level_ids = model.answer_token_ids(cfg.level_words, cfg.answer_prefix)
         self.eos = self.tokenizer.eos_token or ""
 
     def answer(self, level_index: int) -> str:

@@ -269,12 +269,12 @@ def _check_chat_vlm(cfg: TrainConfig, source: str) -> None:
     }
     bad = [key for key, ok in checks.items() if not ok]
     if bad:
-        raise ConfigError(source, f"{bad[0]}: out of range ({getattr_path(cfg, bad[0])})")
+        raise ConfigError(source, f"{bad[0]}: out of range ({_value_at(cfg, bad[0])})")
     if "{level}" not in cfg.deqa.answer:
         raise ConfigError(source, f"deqa.answer must contain {{level}}, got {cfg.deqa.answer!r}")
 
 
-def getattr_path(cfg: Any, dotted: str) -> Any:
+def _value_at(cfg: Any, dotted: str) -> Any:
     """The value of a dotted recipe key (``grpo.beta``)."""
     for part in dotted.split("."):
         cfg = getattr(cfg, part)
