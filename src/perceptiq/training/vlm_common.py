@@ -65,13 +65,12 @@ def open_chat_vlm(cfg: TrainConfig) -> Any:
         raise InputError(
             f"trainer {cfg.trainer} needs model.options.checkpoint (a chat VLM folder or hub id)"
         )
-    model = create_model(family, **cfg.model.options)
     if cfg.model.weights is not None or cfg.model.freeze or cfg.model.forward_choices:
         raise InputError(
             f"trainer {cfg.trainer} starts from model.options.checkpoint; model.weights, model.freeze and "
             "model.forward_choices do not apply (use lora.enabled to train adapters only)"
         )
-    return model
+    return create_model(family, **cfg.model.options)
 
 
 def training_rows(cfg: TrainConfig, std_default: float = 0.0) -> tuple[pd.DataFrame, pd.DataFrame | None]:
