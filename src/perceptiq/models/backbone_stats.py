@@ -25,6 +25,7 @@ batch-norm layers in eval mode.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from dataclasses import dataclass, field
 
 import torch
@@ -33,6 +34,7 @@ from torch import nn
 from perceptiq.errors import InputError
 from perceptiq.functional.features import multiscale_features
 from perceptiq.functional.patches import IMAGE_VIEWS, InputPolicy, crop_boxes, image_view, spread_boxes
+from perceptiq.models._backbones import fold_batch_norm
 from perceptiq.models._base import ModelConfig, initial_weights_wanted, register_family, register_model
 from perceptiq.models._descriptor_head import DescriptorEnsembleModel
 from perceptiq.models.pretrained import get_pretrained_backbone, load_pretrained_backbone
@@ -110,6 +112,7 @@ class BackboneStatsModel(DescriptorEnsembleModel):
             )
         entry = get_pretrained_backbone(config.pretrained_backbone)
         self.backbone = _frozen_backbone(config)
+        self._inference_copy: tuple[tuple, nn.Module] | None = None
         self.register_buffer("input_mean", torch.tensor(entry.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("input_std", torch.tensor(entry.std).view(1, 3, 1, 1), persistent=False)
         with torch.no_grad():
@@ -121,6 +124,19 @@ class BackboneStatsModel(DescriptorEnsembleModel):
         super().train(mode)
         self.backbone.eval()
         return self
+
+    def inference_backbone(self) -> nn.Module:
+        """The frozen backbone as it runs in :meth:`features`: batch norm folded into the convolutions
+        (:func:`~perceptiq.models._backbones.fold_batch_norm`) and channels-last memory, about twice as
+        fast on CPU with the same descriptor to float rounding. A copy, rebuilt whenever a weight or buffer
+        of the backbone is replaced or written in place (a weight load, a move to another device or dtype):
+        the key is each tensor's storage and version counter."""
+        tensors = itertools.chain(self.backbone.parameters(), self.backbone.buffers())
+        key = tuple((t.data_ptr(), t.dtype, t._version) for t in tensors)
+        if self._inference_copy is None or self._inference_copy[0] != key:
+            network = fold_batch_norm(self.backbone).to(memory_format=torch.channels_last)
+            self._inference_copy = (key, network)
+        return self._inference_copy[1]
 
     @property
     def descriptor_id(self) -> str:
@@ -143,8 +159,11 @@ class BackboneStatsModel(DescriptorEnsembleModel):
         if view not in IMAGE_VIEWS:
             raise InputError(f"unknown image view {view!r}; choose from {', '.join(IMAGE_VIEWS)}")
         x = image_view(images, view, self.config.crop_fraction)
-        x = (x.to(self.input_mean.dtype) - self.input_mean) / self.input_std
-        return multiscale_features(self.backbone, x, self.config.stages, self.config.log_std_offset)
+        x = ((x.to(self.input_mean.dtype) - self.input_mean) / self.input_std).contiguous(
+            memory_format=torch.channels_last
+        )
+        cfg = self.config
+        return multiscale_features(self.inference_backbone(), x, cfg.stages, cfg.log_std_offset)
 
     def _described(self, images: torch.Tensor) -> torch.Tensor:
         """:meth:`features` of a batch; on CPU one image at a time, which is about twice as fast as a
