@@ -12,7 +12,9 @@ Images: scikit-image's public-domain photos, resized to 2040 x 1152 (the ISRGen-
 ISRG-Q report, 2025) and to 500 x 500 (CLIVE's size), saved as JPEG quality 90: 8 photos in 4
 rotations, so content repeats every 32 files (each file is still decoded and scored). Threads:
 ``--threads`` (default 2, the cores of the project's CI machines). With CUDA available, ``--device cuda``
-rows are added (decode stays on the CPU; the model runs on the GPU).
+rows are added: JPEGs are decoded on the GPU (nvJPEG through torchvision) and the model runs there, in
+float32 and, in the row ``perceptiq_nr_v2 float16``, with its backbone in half precision
+(``--option dtype=float16``).
 
 Usage: ``python benchmarks/bench_default_model.py [--images 48] [--threads 2] [--repeats 3]``
 (``--images`` 2K files and three times as many 500 x 500 files). Results go to
@@ -44,6 +46,7 @@ SMALL_FILES_FACTOR = 3
 SCORERS = {  # row label -> perceptiq score arguments
     "perceptiq_nr_v2": ("--model", "perceptiq_nr_v2"),
     "perceptiq_nr_v2 1 crop": ("--model", "perceptiq_nr_v2", "--option", "crop_grid=1"),
+    "perceptiq_nr_v2 float16": ("--model", "perceptiq_nr_v2", "--option", "dtype=float16"),
     "perceptiq_nr": ("--model", "perceptiq_nr"),
     "niqe": ("--metric", "niqe"),
 }
@@ -113,6 +116,8 @@ def main() -> None:
                 for name in SCORERS:
                     if name.endswith("1 crop") and size_name == "500x500":
                         continue  # whole image below the crop limit: the same computation as v2
+                    if name.endswith("float16") and device == "cpu":
+                        continue  # the CPU stays float32
                     out, threads, repeats = root / "scores.csv", args.threads, range(args.repeats)
                     t_one = min(run_score(one, name, device, threads, out)[0] for _ in repeats)
                     many_runs = [run_score(many, name, device, threads, out) for _ in repeats]

@@ -89,6 +89,25 @@ def test_inference_copy_follows_weight_loads():
     assert not torch.allclose(before, after)
 
 
+def test_half_precision_backbone_keeps_float32_statistics(monkeypatch):
+    """dtype=float16 applies on a GPU only; the half pass itself (forced here on the CPU) gives float32
+    statistics close to the float32 pass, from a float16 copy of the network."""
+    torch.manual_seed(0)
+    image = torch.rand(2, 3, 80, 112)
+    reference = create_model("backbone_stats_mlp", n_members=1, hidden=4).eval()
+    half = create_model("backbone_stats_mlp", n_members=1, hidden=4, dtype="float16").eval()
+    half.load_state_dict(reference.state_dict())
+    assert half.backbone_dtype() == torch.float32  # CPU stays float32
+    torch.testing.assert_close(half.features(image), reference.features(image))
+    monkeypatch.setattr(half, "backbone_dtype", lambda: torch.float16)
+    got = half.features(image)
+    assert got.dtype == torch.float32
+    assert next(half.inference_backbone().parameters()).dtype == torch.float16
+    torch.testing.assert_close(got, reference.features(image), atol=0.1, rtol=0.02)
+    with pytest.raises(InputError, match="dtype must be one of"):
+        create_model("backbone_stats_mlp", n_members=1, hidden=4, dtype="float8")
+
+
 def test_default_blocks_are_the_16_blocks_of_lite0():
     model = create_model("backbone_stats_mlp", n_members=1, hidden=4)
     blocks = [f"blocks.{i}.{j}" for i, stage in enumerate(model.backbone.blocks) for j in range(len(stage))]

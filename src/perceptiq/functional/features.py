@@ -51,8 +51,9 @@ def multiscale_features(
         log_std_offset: see :func:`pooled_statistics`.
 
     Returns:
-        (B, sum over stages of 2 C): :func:`pooled_statistics` of each stage's output, in the order given.
-        Gradients flow unless the caller disables them.
+        (B, sum over stages of 2 C): :func:`pooled_statistics` of each stage's output, in the order given,
+        in float32 at least (a float16 pass gives float32 statistics). Gradients flow unless the caller
+        disables them.
     """
     if not stages:
         raise InputError("multiscale_features needs at least one stage")
@@ -76,4 +77,9 @@ def multiscale_features(
             raise InputError(
                 f"stage {name!r} of {type(module).__name__} did not return a feature map (B, C, H, W)"
             )
-    return torch.cat([pooled_statistics(outputs[name], log_std_offset) for name in stages], dim=1)
+    pooled = []
+    for name in stages:
+        out = outputs[name]  # a half-precision pass: its statistics in float32 (log of small deviations)
+        out = out.to(torch.promote_types(out.dtype, torch.float32))
+        pooled.append(pooled_statistics(out, log_std_offset))
+    return torch.cat(pooled, dim=1)

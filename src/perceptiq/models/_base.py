@@ -52,12 +52,26 @@ __all__ = [
     "require_trained_weights",
     "describe_models",
     "initial_weights_wanted",
+    "MODEL_DTYPES",
+    "gpu_dtype",
 ]
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 DEFAULT_MODEL = "perceptiq_nr_v2"
 """The model ``perceptiq score`` uses when neither a metric nor a model is named."""
+MODEL_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+"""Values of a model config's ``dtype`` field."""
+
+
+def gpu_dtype(name: str, device: torch.device) -> torch.dtype:
+    """The dtype a config's ``dtype`` asks for on a GPU; float32 on other devices, where half precision
+    is slower or missing. An unknown name is an :class:`~perceptiq.errors.InputError`."""
+    if name not in MODEL_DTYPES:
+        raise InputError(f"dtype must be one of {sorted(MODEL_DTYPES)}, got {name!r}")
+    return MODEL_DTYPES[name] if device.type == "cuda" else torch.float32
+
+
 _WEIGHTS_ROOT = Path(__file__).resolve().parent / "weights"
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import nn
@@ -35,7 +36,13 @@ from perceptiq.errors import InputError
 from perceptiq.functional.features import multiscale_features
 from perceptiq.functional.patches import IMAGE_VIEWS, InputPolicy, crop_boxes, image_view, spread_boxes
 from perceptiq.models._backbones import fold_batch_norm
-from perceptiq.models._base import ModelConfig, initial_weights_wanted, register_family, register_model
+from perceptiq.models._base import (
+    ModelConfig,
+    gpu_dtype,
+    initial_weights_wanted,
+    register_family,
+    register_model,
+)
 from perceptiq.models._descriptor_head import DescriptorEnsembleModel
 from perceptiq.models.pretrained import get_pretrained_backbone, load_pretrained_backbone
 
@@ -63,6 +70,8 @@ class BackboneStatsConfig(ModelConfig):
         max_pixels: larger images are scored by crops.
         crop_size, crop_grid: side of the test crops and crops per side (``crop_grid ** 2`` crops).
         crop_fraction: side of the corner-crop training views as a fraction of the image's sides.
+        dtype: ``"float32"``; ``"float16"`` or ``"bfloat16"`` run the frozen backbone in half precision
+            on a GPU (CPU stays float32); the pooled statistics and the head stay float32.
     """
 
     family = "backbone_stats_mlp"
@@ -77,6 +86,7 @@ class BackboneStatsConfig(ModelConfig):
     crop_size: int = 512
     crop_grid: int = 2
     crop_fraction: float = 0.9
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     input_policy: InputPolicy = field(default_factory=InputPolicy)
 
 
@@ -110,6 +120,7 @@ class BackboneStatsModel(DescriptorEnsembleModel):
                 f"backbone_stats_mlp needs crop_size >= 32, crop_grid >= 1 and max_pixels >= 1; got "
                 f"{config.crop_size}, {config.crop_grid}, {config.max_pixels}"
             )
+        gpu_dtype(config.dtype, torch.device("cpu"))  # checks the name
         entry = get_pretrained_backbone(config.pretrained_backbone)
         self.backbone = _frozen_backbone(config)
         self._inference_copy: tuple[tuple, nn.Module] | None = None
@@ -125,16 +136,21 @@ class BackboneStatsModel(DescriptorEnsembleModel):
         self.backbone.eval()
         return self
 
+    def backbone_dtype(self) -> torch.dtype:
+        """The dtype of the backbone's pass: the config's ``dtype`` on a GPU, float32 elsewhere."""
+        return gpu_dtype(self.config.dtype, self.input_mean.device)
+
     def inference_backbone(self) -> nn.Module:
         """The frozen backbone as it runs in :meth:`features`: batch norm folded into the convolutions
-        (:func:`~perceptiq.models._backbones.fold_batch_norm`) and channels-last memory, about twice as
-        fast on CPU with the same descriptor to float rounding. A copy, rebuilt whenever a weight or buffer
-        of the backbone is replaced or written in place (a weight load, a move to another device or dtype):
-        the key is each tensor's storage and version counter."""
+        (:func:`~perceptiq.models._backbones.fold_batch_norm`), channels-last memory and
+        :meth:`backbone_dtype`; about twice as fast on CPU with the same descriptor to float rounding. A
+        copy, rebuilt whenever a weight or buffer of the backbone is replaced or written in place (a
+        weight load, a move to another device or dtype): the key is each tensor's storage and version."""
+        dtype = self.backbone_dtype()
         tensors = itertools.chain(self.backbone.parameters(), self.backbone.buffers())
-        key = tuple((t.data_ptr(), t.dtype, t._version) for t in tensors)
+        key = (dtype, *((t.data_ptr(), t.dtype, t._version) for t in tensors))
         if self._inference_copy is None or self._inference_copy[0] != key:
-            network = fold_batch_norm(self.backbone).to(memory_format=torch.channels_last)
+            network = fold_batch_norm(self.backbone).to(dtype=dtype, memory_format=torch.channels_last)
             self._inference_copy = (key, network)
         return self._inference_copy[1]
 
@@ -159,8 +175,8 @@ class BackboneStatsModel(DescriptorEnsembleModel):
         if view not in IMAGE_VIEWS:
             raise InputError(f"unknown image view {view!r}; choose from {', '.join(IMAGE_VIEWS)}")
         x = image_view(images, view, self.config.crop_fraction)
-        x = ((x.to(self.input_mean.dtype) - self.input_mean) / self.input_std).contiguous(
-            memory_format=torch.channels_last
+        x = ((x.to(self.input_mean.dtype) - self.input_mean) / self.input_std).to(
+            dtype=self.backbone_dtype(), memory_format=torch.channels_last
         )
         cfg = self.config
         return multiscale_features(self.inference_backbone(), x, cfg.stages, cfg.log_std_offset)

@@ -44,14 +44,13 @@ from perceptiq.models._base import (
     ModelConfig,
     QualityModel,
     WeightsError,
+    gpu_dtype,
     initial_weights_wanted,
     register_family,
     register_model,
 )
 
 __all__ = ["ChatVLMModel", "VLMLevelsConfig", "VLMLevelsModel", "VLMLevelsResult"]
-
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 @dataclass
@@ -143,7 +142,7 @@ def chat_text(processor: Any, question: str, prefix: str = "") -> str:
 def set_precision(vlm: Any, dtype: str) -> torch.device:
     """Cast ``vlm`` to ``dtype`` on a GPU, float32 elsewhere; returns its device."""
     param = next(vlm.parameters())
-    want = _DTYPES[dtype] if param.device.type == "cuda" else torch.float32
+    want = gpu_dtype(dtype, param.device)
     if param.dtype != want:
         vlm.to(want)
     return param.device
@@ -203,8 +202,7 @@ class VLMLevelsModel(ChatVLMModel):
             raise InputError(f"mode must be 'quality', 'alignment' or 'elements', got {config.mode!r}")
         if config.weighting not in LEVEL_WEIGHTS:
             raise InputError(f"weighting must be one of {sorted(LEVEL_WEIGHTS)}, got {config.weighting!r}")
-        if config.dtype not in _DTYPES:
-            raise InputError(f"dtype must be one of {sorted(_DTYPES)}, got {config.dtype!r}")
+        gpu_dtype(config.dtype, torch.device("cpu"))  # checks the name
         if len(config.level_words) != 5:
             raise InputError(f"level_words needs 5 words (best first), got {list(config.level_words)}")
         for name, key in (("alignment_prompt", "{prompt}"), ("element_prompt", "{element}")):

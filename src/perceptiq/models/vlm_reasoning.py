@@ -48,11 +48,11 @@ from perceptiq.errors import InputError
 from perceptiq.functional.answers import ANSWER_PATTERNS, ParseResult, parse_answer
 from perceptiq.models._base import (
     ModelConfig,
+    gpu_dtype,
     register_family,
     register_model,
 )
 from perceptiq.models.vlm_levels import (
-    _DTYPES,
     ChatVLMModel,
     chat_text,
     processor_inputs,
@@ -150,8 +150,7 @@ class VLMReasoningModel(ChatVLMModel):
             raise InputError(f"max_new_tokens must be at least 1, got {config.max_new_tokens}")
         if config.pattern not in ANSWER_PATTERNS:
             raise InputError(f"pattern must be one of {sorted(ANSWER_PATTERNS)}, got {config.pattern!r}")
-        if config.dtype not in _DTYPES:
-            raise InputError(f"dtype must be one of {sorted(_DTYPES)}, got {config.dtype!r}")
+        gpu_dtype(config.dtype, torch.device("cpu"))  # checks the name
         super().__init__(config)
         self._open_checkpoint(config, "TianheWu/VisualQuality-R1-7B")
 
