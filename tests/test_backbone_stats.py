@@ -99,7 +99,9 @@ def test_half_precision_backbone_keeps_float32_statistics(monkeypatch):
     half.load_state_dict(reference.state_dict())
     assert half.backbone_dtype() == torch.float32  # CPU stays float32
     torch.testing.assert_close(half.features(image), reference.features(image))
+    assert half.descriptor_id == reference.descriptor_id
     monkeypatch.setattr(half, "backbone_dtype", lambda: torch.float16)
+    assert half.descriptor_id == reference.descriptor_id + "-float16"  # cached descriptors kept apart
     got = half.features(image)
     assert got.dtype == torch.float32
     assert next(half.inference_backbone().parameters()).dtype == torch.float16

@@ -53,6 +53,7 @@ __all__ = [
     "describe_models",
     "initial_weights_wanted",
     "MODEL_DTYPES",
+    "check_dtype",
     "gpu_dtype",
 ]
 
@@ -64,12 +65,18 @@ MODEL_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": 
 """Values of a model config's ``dtype`` field."""
 
 
-def gpu_dtype(name: str, device: torch.device) -> torch.dtype:
-    """The dtype a config's ``dtype`` asks for on a GPU; float32 on other devices, where half precision
-    is slower or missing. An unknown name is an :class:`~perceptiq.errors.InputError`."""
+def check_dtype(name: str) -> torch.dtype:
+    """The torch dtype of a config's ``dtype`` name; an unknown name is an :class:`InputError`."""
     if name not in MODEL_DTYPES:
         raise InputError(f"dtype must be one of {sorted(MODEL_DTYPES)}, got {name!r}")
-    return MODEL_DTYPES[name] if device.type == "cuda" else torch.float32
+    return MODEL_DTYPES[name]
+
+
+def gpu_dtype(name: str, device: torch.device) -> torch.dtype:
+    """The dtype a config's ``dtype`` asks for on a GPU; float32 on other devices, where half precision
+    is slower or missing."""
+    wanted = check_dtype(name)
+    return wanted if device.type == "cuda" else torch.float32
 
 
 _WEIGHTS_ROOT = Path(__file__).resolve().parent / "weights"

@@ -38,6 +38,7 @@ from perceptiq.functional.patches import IMAGE_VIEWS, InputPolicy, crop_boxes, i
 from perceptiq.models._backbones import fold_batch_norm
 from perceptiq.models._base import (
     ModelConfig,
+    check_dtype,
     gpu_dtype,
     initial_weights_wanted,
     register_family,
@@ -120,7 +121,7 @@ class BackboneStatsModel(DescriptorEnsembleModel):
                 f"backbone_stats_mlp needs crop_size >= 32, crop_grid >= 1 and max_pixels >= 1; got "
                 f"{config.crop_size}, {config.crop_grid}, {config.max_pixels}"
             )
-        gpu_dtype(config.dtype, torch.device("cpu"))  # checks the name
+        check_dtype(config.dtype)
         entry = get_pretrained_backbone(config.pretrained_backbone)
         self.backbone = _frozen_backbone(config)
         self._inference_copy: tuple[tuple, nn.Module] | None = None
@@ -160,7 +161,9 @@ class BackboneStatsModel(DescriptorEnsembleModel):
         cfg = self.config
         stages = hashlib.sha1(",".join(cfg.stages).encode()).hexdigest()[:8]
         version = f"backbone_stats-v{DESCRIPTOR_VERSION}"
-        return f"{version}-{cfg.pretrained_backbone}-{stages}-log{cfg.log_std_offset:g}"
+        dtype = self.backbone_dtype()
+        precision = "" if dtype == torch.float32 else "-" + str(dtype).removeprefix("torch.")
+        return f"{version}-{cfg.pretrained_backbone}-{stages}-log{cfg.log_std_offset:g}{precision}"
 
     def view_id(self, view: str) -> str:
         """Name of a view with its parameters (part of the key of cached view descriptors)."""

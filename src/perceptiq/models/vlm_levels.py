@@ -44,6 +44,7 @@ from perceptiq.models._base import (
     ModelConfig,
     QualityModel,
     WeightsError,
+    check_dtype,
     gpu_dtype,
     initial_weights_wanted,
     register_family,
@@ -202,7 +203,7 @@ class VLMLevelsModel(ChatVLMModel):
             raise InputError(f"mode must be 'quality', 'alignment' or 'elements', got {config.mode!r}")
         if config.weighting not in LEVEL_WEIGHTS:
             raise InputError(f"weighting must be one of {sorted(LEVEL_WEIGHTS)}, got {config.weighting!r}")
-        gpu_dtype(config.dtype, torch.device("cpu"))  # checks the name
+        check_dtype(config.dtype)
         if len(config.level_words) != 5:
             raise InputError(f"level_words needs 5 words (best first), got {list(config.level_words)}")
         for name, key in (("alignment_prompt", "{prompt}"), ("element_prompt", "{element}")):

@@ -48,7 +48,7 @@ from perceptiq.errors import InputError
 from perceptiq.functional.answers import ANSWER_PATTERNS, ParseResult, parse_answer
 from perceptiq.models._base import (
     ModelConfig,
-    gpu_dtype,
+    check_dtype,
     register_family,
     register_model,
 )
@@ -150,7 +150,7 @@ class VLMReasoningModel(ChatVLMModel):
             raise InputError(f"max_new_tokens must be at least 1, got {config.max_new_tokens}")
         if config.pattern not in ANSWER_PATTERNS:
             raise InputError(f"pattern must be one of {sorted(ANSWER_PATTERNS)}, got {config.pattern!r}")
-        gpu_dtype(config.dtype, torch.device("cpu"))  # checks the name
+        check_dtype(config.dtype)
         super().__init__(config)
         self._open_checkpoint(config, "TianheWu/VisualQuality-R1-7B")
 
