@@ -31,10 +31,12 @@ from typing import Any
 from torch import Tensor, nn
 
 from perceptiq._registry import Registry
+from perceptiq.models._backbones import fold_batch_norm
 from perceptiq.models._base import WeightsError
 from perceptiq.models._weights_file import read_state_dict
 
 __all__ = [
+    "fold_batch_norm",
     "PretrainedBackbone",
     "PRETRAINED_BACKBONES",
     "get_pretrained_backbone",
