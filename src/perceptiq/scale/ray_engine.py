@@ -27,6 +27,7 @@ cores would hold every CPU and the pipeline would wait forever for decoded image
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import os
@@ -379,8 +380,7 @@ def _run_pipeline(
 
     rows = stream() if progress is None else progress(stream(), len(pending))
     try:
-        for _ in rows:
-            pass
+        collections.deque(rows, maxlen=0)  # runs the stream; each row advances the progress bar
     except PerceptiqError:
         raise
     except ray.exceptions.RayError as err:
